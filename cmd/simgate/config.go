@@ -220,6 +220,10 @@ func setLeaf(v reflect.Value, s string) error {
 }
 
 func setList(v reflect.Value, items []string, path string) error {
+	if len(items) == 0 {
+		v.Set(reflect.Zero(v.Type()))
+		return nil
+	}
 	out := reflect.MakeSlice(v.Type(), 0, len(items))
 	for _, it := range items {
 		e := reflect.New(v.Type().Elem()).Elem()
