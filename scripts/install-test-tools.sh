@@ -6,6 +6,7 @@ set -euo pipefail
 need=()
 command -v tshark >/dev/null || need+=(tshark)
 /usr/bin/python3 -c 'import jwt' 2>/dev/null || need+=(python3-jwt)
+/usr/bin/python3 -c 'import cryptography' 2>/dev/null || need+=(python3-cryptography)
 command -v openssl >/dev/null || need+=(openssl)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing: ${need[*]}"

@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/simgate/simgate/endorse"
 )
 
 // Config is simgate.yaml. Each section belongs to the package that uses it;
@@ -18,8 +20,9 @@ import (
 // same name on the commands that use that section. Each field carries a doc
 // tag: `simgate config show` prints the file with those as comments.
 type Config struct {
-	DataDir string    `yaml:"data_dir" doc:"directory holding everything that must persist (subscribers, SQNs, keys)"`
-	Log     LogConfig `yaml:"log" doc:"logging"`
+	DataDir string         `yaml:"data_dir" doc:"directory holding everything that must persist (subscribers, SQNs, keys)"`
+	Log     LogConfig      `yaml:"log" doc:"logging"`
+	Endorse endorse.Config `yaml:"endorse" doc:"the Endorse token issuer"`
 }
 
 // LogConfig says how the process logs.
@@ -33,6 +36,7 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir: "./simgate-data",
 		Log:     LogConfig{Level: "info", Format: "text"},
+		Endorse: endorse.DefaultConfig(),
 	}
 }
 
