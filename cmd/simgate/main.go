@@ -34,6 +34,10 @@ type app struct {
 var subcommands = []func(*app) *cobra.Command{
 	newVersionCmd,
 	newConfigCmd,
+	newAKACmd, newSUCICmd,
+	newTokenCmd,
+	newSIMCmd, newGroupCmd,
+	newKeysCmd,
 }
 
 func newApp(stdout, stderr io.Writer) *app {
