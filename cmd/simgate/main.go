@@ -38,6 +38,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newTokenCmd,
 	newSIMCmd, newGroupCmd,
 	newKeysCmd,
+	newRANCmd,
 }
 
 func newApp(stdout, stderr io.Writer) *app {

@@ -111,6 +111,11 @@ func (n *Node) Associate(ctx context.Context, peer netip.AddrPort) (Association,
 	if a, ok := n.Association(peer); ok {
 		return a, nil
 	}
+	n.setupMu.Lock()
+	defer n.setupMu.Unlock()
+	if a, ok := n.Association(peer); ok {
+		return a, nil
+	}
 	ies := []*ie.IE{n.nodeID, recoveryIE(n.recovery)}
 	if n.cfg.Features != nil {
 		ies = append(ies, n.cfg.Features)

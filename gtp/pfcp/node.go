@@ -130,7 +130,12 @@ type Node struct {
 	stop context.CancelFunc
 	done chan struct{}
 	sem  chan struct{}
-	wg   sync.WaitGroup
+
+	// setupMu serialises Associate, so that concurrent first calls send one
+	// Association Setup Request: a second one would make the peer drop the
+	// sessions set up in between (TS 29.244 6.2.6.2.2).
+	setupMu sync.Mutex
+	wg      sync.WaitGroup
 
 	mu      sync.Mutex
 	closing bool
