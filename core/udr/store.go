@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -54,6 +55,8 @@ var ErrLocked = errors.New("store is in use by another process")
 type Store struct {
 	db   *bolt.DB
 	path string
+	// sqnCallers counts UpdateSQN calls in flight.
+	sqnCallers atomic.Int32
 }
 
 // Options tune Open.
@@ -75,6 +78,11 @@ func OpenOptions(path string, o Options) (*Store, error) {
 	}
 	// NoSync stays false: every commit is fsynced (the SQN must be durable).
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, FreelistType: bolt.FreelistMapType})
+	if err == nil {
+		// UpdateSQN commits concurrent callers together (one fsync for many
+		// registrations); a short delay keeps single registrations fast.
+		db.MaxBatchDelay = time.Millisecond
+	}
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("udr: open %s: %w (no lock after %v; stop the other simgate first)", path, ErrLocked, o.LockTimeout)
 	}
@@ -436,7 +444,16 @@ func (s *Store) SetGroup(imsi, group string) error {
 // the HE must not reuse a SQN). If fn fails nothing is written. A returned
 // SQN beyond 48 bits is an error.
 func (s *Store) UpdateSQN(imsi string, fn func(c aka.Credentials, sqn uint64) (uint64, error)) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	// Alone, a call commits at once. With others in flight it joins a
+	// batch: concurrent calls share one transaction and one fsync, and each
+	// returns only after that commit. fn may run again if the batch is
+	// retried, with the same inputs (aka.Store says fn must allow it).
+	update := s.db.Update
+	if s.sqnCallers.Add(1) > 1 {
+		update = s.db.Batch
+	}
+	defer s.sqnCallers.Add(-1)
+	return update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucketSIMs)
 		v := bk.Get([]byte(imsi))
 		if v == nil {
