@@ -12,7 +12,12 @@ import (
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/simgate/simgate/core/amf"
+	"github.com/simgate/simgate/core/smf"
+	"github.com/simgate/simgate/core/udm"
 	"github.com/simgate/simgate/endorse"
+	"github.com/simgate/simgate/gtp/upf"
+	"github.com/simgate/simgate/sim/ran"
 )
 
 // Config is simgate.yaml. Each section belongs to the package that uses it;
@@ -23,6 +28,13 @@ type Config struct {
 	DataDir string         `yaml:"data_dir" doc:"directory holding everything that must persist (subscribers, SQNs, keys)"`
 	Log     LogConfig      `yaml:"log" doc:"logging"`
 	Endorse endorse.Config `yaml:"endorse" doc:"the Endorse token issuer"`
+	AMF     amf.Config     `yaml:"amf" doc:"the AMF: PLMN, N2, NAS security (simgate core, up)"`
+	SMF     smf.Config     `yaml:"smf" doc:"the SMF: data networks, UE address pools, N4 (simgate core, up)"`
+	UDM     udm.Config     `yaml:"udm" doc:"the UDM: authentication (simgate core, up)"`
+	UPF     upf.Config     `yaml:"upf" doc:"the UPF: N4 and N3 (simgate upf, up)"`
+	RAN     ran.Config     `yaml:"ran" doc:"the simulated gNBs and UEs (simgate ran)"`
+	HTTP    HTTPConfig     `yaml:"http" doc:"host HTTP endpoint: Endorse public keys and health checks (simgate core, up)"`
+	Up      UpConfig       `yaml:"up" doc:"simgate up: the test SIMs provisioned on first start"`
 }
 
 // LogConfig says how the process logs.
@@ -37,6 +49,13 @@ func DefaultConfig() Config {
 		DataDir: "./simgate-data",
 		Log:     LogConfig{Level: "info", Format: "text"},
 		Endorse: endorse.DefaultConfig(),
+		AMF:     amf.DefaultConfig(),
+		SMF:     smf.DefaultConfig(),
+		UDM:     udm.DefaultConfig(),
+		UPF:     upf.DefaultConfig(),
+		RAN:     ran.DefaultConfig(),
+		HTTP:    HTTPConfig{Addr: "127.0.0.1:8080"},
+		Up:      UpConfig{TestSIMs: defaultTestSIMs, FirstIMSI: defaultFirstIMSI, Seed: defaultSeed},
 	}
 }
 

@@ -39,6 +39,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newSIMCmd, newGroupCmd,
 	newKeysCmd,
 	newRANCmd,
+	newCoreCmd, newUPFCmd, newUpCmd,
 }
 
 func newApp(stdout, stderr io.Writer) *app {

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/simgate/simgate/core/n2"
+	"github.com/simgate/simgate/sim/ran"
+)
+
+// ranConfig is the ran section of the loaded configuration. With neither a
+// SIM file nor a first IMSI it attaches the test SIMs 'simgate up'
+// provisions (up.first_imsi, keys derived from up.seed).
+func (a *app) ranConfig() ran.Config {
+	c := a.cfg.RAN
+	if c.SIMFile == "" && c.IMSIFrom == "" {
+		c.IMSIFrom, c.Seed = a.cfg.Up.FirstIMSI, a.cfg.Up.Seed
+	}
+	return c
+}
+
+func newRANCmd(a *app) *cobra.Command {
+	var (
+		ues, gnbs                    int
+		rate, imsiFrom, simFile, amf string
+		transport, jsonPath          string
+		hold                         bool
+	)
+	cmd := &cobra.Command{
+		Use:   "ran --ues N [--rate R/s] (--imsi-from IMSI | --sim-file F) [--hold] [--json FILE] [--amf ADDR]",
+		Short: "Attach many simulated UEs through simulated gNBs and report",
+		Long: `Attach simulated UEs (USIM + NAS) through simulated gNBs (NGAP over N2) to the
+AMF, at a steady rate, and report what happened: how many registered and
+opened a PDU session, failures by cause, and latency percentiles.
+
+The UEs come from a SIM file with their keys (written by 'simgate sim import
+--sim-file' or 'simgate sim export --with-keys'), whose SQNs are updated after
+the run, or from --imsi-from: consecutive IMSIs whose K and OPc are derived
+from the seed (ran.seed, default "simgate") as 'simgate sim import' does with
+"k: derive" and "opc: derive". Each UE gets the IMEI its SIM is locked to, or
+one made of ran.imei_tac, the IMSI's last 6 digits and the Luhn check digit.
+
+Without --hold the UEs deregister as soon as all have attached (or failed);
+with --hold they stay attached until interrupted (Ctrl-C), then deregister.
+Progress goes to stderr once a second. The report is JSON, on stdout or in
+--json FILE:
+  {"ues": N, "registered": n, "sessions": n, "failures": {"<cause>": n},
+   "latency_ms": {"registration": {"p50": x, "p90": x, "p99": x, "max": x},
+                  "pdu_session": {...}, "deregistration": {...}}, ...}`,
+		Example: `  simgate sim import ranges.yaml --sim-file sims.json
+  simgate ran --sim-file sims.json --rate 200/s --amf 127.0.0.1
+  simgate ran --ues 1000 --imsi-from 001010000000001 --gnbs 4 --json report.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := a.ranConfig()
+			f := cmd.Flags()
+			if f.Changed("ues") {
+				cfg.UEs = ues
+			}
+			if f.Changed("rate") {
+				r, err := parseRate(rate)
+				if err != nil {
+					return fmt.Errorf("ran: --rate: %w", err)
+				}
+				cfg.Rate = r
+			}
+			if f.Changed("imsi-from") {
+				cfg.IMSIFrom, cfg.SIMFile = imsiFrom, ""
+			}
+			if f.Changed("sim-file") {
+				cfg.SIMFile = simFile
+				if !f.Changed("imsi-from") {
+					cfg.IMSIFrom = ""
+				}
+			}
+			if f.Changed("hold") {
+				cfg.Hold = hold
+			}
+			if f.Changed("amf") {
+				cfg.AMF = amf
+			}
+			if f.Changed("n2.transport") {
+				cfg.N2.Transport = n2.Transport(transport)
+			}
+			if f.Changed("gnbs") {
+				cfg.GNBs = gnbs
+			}
+			// Log lines and progress lines share stderr from several
+			// goroutines: one lock keeps them whole.
+			stderr := &syncWriter{w: a.stderr}
+			defer stderr.close()
+			log := newLogger(stderr, a.config().Log)
+			if cfg.N2.Logger == nil {
+				cfg.N2.Logger = log
+			}
+			r, err := ran.New(cfg, ran.Options{Logger: log, Progress: stderr, TTY: isTerminal(a.stderr)})
+			if err != nil {
+				return oneLine(err)
+			}
+			rep, err := r.Run(cmd.Context())
+			if err != nil {
+				return oneLine(err)
+			}
+			if jsonPath == "" || jsonPath == "-" {
+				return writeJSON(a.stdout, rep)
+			}
+			fh, err := os.Create(jsonPath)
+			if err != nil {
+				return fmt.Errorf("ran: --json: %w", err)
+			}
+			if err := writeJSON(fh, rep); err != nil {
+				fh.Close()
+				return fmt.Errorf("ran: --json: %w", err)
+			}
+			if err := fh.Close(); err != nil {
+				return fmt.Errorf("ran: --json: %w", err)
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&ues, "ues", 0, "UEs to attach (default: every SIM of --sim-file)")
+	fl.StringVar(&rate, "rate", "", "registrations started per second, e.g. 200/s; 0 = as fast as possible (default 100/s)")
+	fl.StringVar(&imsiFrom, "imsi-from", "", "first IMSI of consecutive UEs with keys derived from ran.seed")
+	fl.StringVar(&simFile, "sim-file", "", "SIM file with the UEs' keys; their SQNs are written back")
+	fl.BoolVar(&hold, "hold", false, "keep the UEs attached until interrupted, then deregister them")
+	fl.StringVar(&jsonPath, "json", "", "write the report to this file instead of stdout")
+	fl.StringVar(&amf, "amf", "", "AMF N2 address, host or host:port (default 127.0.0.1)")
+	fl.StringVar(&transport, "n2.transport", "", "N2 transport: auto, sctp or udp (default auto)")
+	fl.IntVar(&gnbs, "gnbs", 0, "simulated gNBs, each with its own association (default 1)")
+	a.flags.add(fl, "ran")
+	return cmd
+}
+
+// syncWriter serializes writes to w. After close it drops them: a
+// connection's goroutines may still log a line as they wind down, after the
+// command has returned.
+type syncWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return len(p), nil
+	}
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+}
+
+// parseRate reads "200", "200/s" or "1.5/s".
+func parseRate(s string) (float64, error) {
+	v := strings.TrimSuffix(strings.TrimSpace(s), "/s")
+	r, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(r >= 0) || math.IsInf(r, 0) {
+		return 0, fmt.Errorf("%q: want registrations per second, e.g. 200/s", s)
+	}
+	return r, nil
+}
+
+// isTerminal reports whether w is a terminal (a character device), where
+// progress may rewrite its line.
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// oneLine folds a joined multi-line error into one line.
+func oneLine(err error) error {
+	if s := err.Error(); strings.Contains(s, "\n") {
+		return fmt.Errorf("%s", strings.ReplaceAll(s, "\n", "; "))
+	}
+	return err
+}
