@@ -86,15 +86,8 @@ func Start(ctx context.Context, o Options) (*Core, error) {
 	c.AUSF = ausf.New(c.UDM, ausf.Options{})
 
 	if o.N4Conn != nil {
-		node, err := pfcp.Start(ctx, o.N4Conn, pfcp.Config{
-			NodeID: o.SMF.NodeID, T1: o.SMF.T1, N1: o.SMF.N1, HeartbeatInterval: o.SMF.HeartbeatInterval, Logger: log,
-		})
-		if err != nil {
-			return fail(fmt.Errorf("core: smf: %w", err))
-		}
-		if c.n4, err = pfcp.NewClient(node); err != nil {
-			node.Close()
-			return fail(fmt.Errorf("core: smf: %w", err))
+		if c.n4, err = smf.StartN4(ctx, o.SMF, o.N4Conn, log); err != nil {
+			return fail(fmt.Errorf("core: %w", err))
 		}
 	} else if c.n4, err = smf.ListenN4(ctx, o.SMF, log); err != nil {
 		return fail(fmt.Errorf("core: %w", err))

@@ -23,11 +23,12 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 
-	cfgPath string // --config
-	cfg     Config // defaults, then the YAML file, then flags
-	flags   *configFlags
-	dataDir string // cfg.DataDir, after loading
-	log     *slog.Logger
+	cfgPath  string // --config
+	cfg      Config // defaults, then the YAML file, then flags
+	flags    *configFlags
+	dataDir  string // cfg.DataDir, after loading
+	pcapPath string // --pcap of the network commands
+	log      *slog.Logger
 }
 
 // subcommands lists the constructors of the top-level commands.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/simgate/simgate/capture"
 	"github.com/simgate/simgate/core"
 	"github.com/simgate/simgate/core/udr"
 	"github.com/simgate/simgate/endorse"
@@ -51,7 +52,12 @@ interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			c, err := a.startCore(ctx, nil)
+			pc, err := a.openCapture(ctx)
+			if err != nil {
+				return err
+			}
+			defer pc.Close()
+			c, err := a.startCore(ctx, nil, pc)
 			if err != nil {
 				return err
 			}
@@ -64,6 +70,7 @@ interrupted.`,
 		},
 	}
 	a.flags.add(cmd.Flags(), "amf", "smf", "udm", "endorse", "http")
+	a.addPcapFlag(cmd)
 	return cmd
 }
 
@@ -74,17 +81,22 @@ func newUPFCmd(a *app) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			u, err := upf.Start(ctx, a.cfg.UPF, a.logger())
+			pc, err := a.openCapture(ctx)
 			if err != nil {
 				return err
 			}
-			a.logger().Info("upf: listening for SMFs", "n4", u.Addr().String(), "n3", a.cfg.UPF.N3Addr)
+			defer pc.Close()
+			u, err := a.startUPF(ctx, pc)
+			if err != nil {
+				return err
+			}
 			<-ctx.Done()
 			<-u.Done()
 			return nil
 		},
 	}
 	a.flags.add(cmd.Flags(), "upf")
+	a.addPcapFlag(cmd)
 	return cmd
 }
 
@@ -109,13 +121,18 @@ interrupted.`,
 			if err := a.provisionTestSIMs(st); err != nil {
 				return err
 			}
-			u, err := upf.Start(ctx, a.cfg.UPF, a.logger())
+			pc, err := a.openCapture(ctx)
 			if err != nil {
 				return err
 			}
-			a.logger().Info("upf: listening for SMFs", "n4", u.Addr().String(), "n3", a.cfg.UPF.N3Addr)
+			defer pc.Close()
+			// N4 is captured once, at the SMF: the UPF's end would repeat it.
+			u, err := a.startUPF(ctx, nil)
+			if err != nil {
+				return err
+			}
 			a.cfg.SMF.UPFAddr = u.Addr().String()
-			c, err := a.startCore(ctx, st)
+			c, err := a.startCore(ctx, st, pc)
 			if err != nil {
 				return err
 			}
@@ -132,6 +149,7 @@ interrupted.`,
 		},
 	}
 	a.flags.add(cmd.Flags(), "amf", "smf", "udm", "upf", "endorse", "http", "up")
+	a.addPcapFlag(cmd)
 	return cmd
 }
 
@@ -143,12 +161,37 @@ func hostOf(addr net.Addr) string {
 	return h
 }
 
-// startCore starts the core on the given store (nil opens the data dir's).
-func (a *app) startCore(ctx context.Context, st *udr.Store) (*core.Core, error) {
-	return core.Start(ctx, core.Options{
+// startCore starts the core on the given store (nil opens the data dir's),
+// its N2 and N4 traffic tapped into pc when there is one.
+func (a *app) startCore(ctx context.Context, st *udr.Store, pc *capture.Writer) (*core.Core, error) {
+	o := core.Options{
 		AMF: a.cfg.AMF, SMF: a.cfg.SMF, UDM: a.cfg.UDM,
 		DataDir: a.dataDir, Store: st, Log: a.logger(),
-	})
+	}
+	if pc != nil {
+		o.N2Tap = pc.Interface("n2", capture.KindN2)
+		conn, err := n4Conn(a.cfg.SMF.N4Addr, pc)
+		if err != nil {
+			return nil, fmt.Errorf("smf.n4_addr: %w", err)
+		}
+		o.N4Conn = conn
+	}
+	return core.Start(ctx, o)
+}
+
+// startUPF starts the UPF, its N4 traffic tapped into pc when there is one.
+func (a *app) startUPF(ctx context.Context, pc *capture.Writer) (*upf.UPF, error) {
+	conn, err := n4Conn(a.cfg.UPF.N4Addr, pc)
+	if err != nil {
+		return nil, fmt.Errorf("upf.n4_addr: %w", err)
+	}
+	u, err := upf.StartOn(ctx, a.cfg.UPF, conn, a.logger())
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	a.logger().Info("upf: listening for SMFs", "n4", u.Addr().String(), "n3", a.cfg.UPF.N3Addr)
+	return u, nil
 }
 
 // provisionTestSIMs fills an empty store with the test SIMs and writes their

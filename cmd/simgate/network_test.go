@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/simgate/simgate/capture/capturetest"
 	"net/http"
 	"regexp"
 	"strings"
@@ -105,4 +106,48 @@ func TestUpThenRAN(t *testing.T) {
 func TestUpConfigErrors(t *testing.T) {
 	mustFail(t, t.TempDir(), "up.first_imsi", "up", "--up.first_imsi", "12ab")
 	mustFail(t, t.TempDir(), "up.test_sims", "up", "--up.test_sims", "-1")
+}
+
+// --pcap on up and ran writes captures tshark decodes as NGAP, NAS-5GS and
+// PFCP with nothing malformed.
+func TestPcapCapture(t *testing.T) {
+	dir := t.TempDir()
+	upPcap, ranPcap := dir+"/up.pcapng", dir+"/ran.pcapng"
+	ctx, cancel := context.WithCancel(context.Background())
+	var upErr lockedBuffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"up", "--data-dir", dir, "--amf.n2.local_addr", "127.0.0.1:0",
+			"--upf.n4_addr", "127.0.0.1:0", "--http.addr", "", "--up.test_sims", "3", "--pcap", upPcap}, &bytes.Buffer{}, &upErr)
+	}()
+	addrs := regexp.MustCompile(`N2 127\.0\.0\.1:(\d+) .*N4 127\.0\.0\.1:(\d+)`)
+	var port, n4 string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && port == ""; time.Sleep(50 * time.Millisecond) {
+		if m := addrs.FindStringSubmatch(upErr.String()); m != nil {
+			port, n4 = m[1], m[2]
+		}
+	}
+	if port == "" {
+		cancel()
+		t.Fatalf("up did not come up:\n%s", upErr.String())
+	}
+	out, errs, code := runCmd(t, "ran", "--ues", "3", "--amf", "127.0.0.1:"+port, "--pcap", ranPcap)
+	cancel()
+	if c := <-done; c != 0 || code != 0 {
+		t.Fatalf("up %d / ran %d: %s %s", c, code, upErr.String(), errs)
+	}
+	if !strings.Contains(out, `"registered": 3`) {
+		t.Fatalf("ran: %s", out)
+	}
+	for _, f := range []string{upPcap, ranPcap} {
+		res := capturetest.Check(t, f, capturetest.Options{Args: []string{"-d", "udp.port==" + port + ",sctp", "-d", "udp.port==" + n4 + ",pfcp", "-o", "nas-5gs.null_decipher:TRUE"}})
+		for _, proto := range []string{"sctp", "ngap", "nas-5gs"} {
+			if !res.Has(proto) {
+				t.Errorf("%s: no %s", f, proto)
+			}
+		}
+		if f == upPcap && !res.Has("pfcp") {
+			t.Errorf("%s: no pfcp", f)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/simgate/simgate/capture"
 	"github.com/simgate/simgate/core/n2"
 	"github.com/simgate/simgate/sim/ran"
 )
@@ -100,6 +101,14 @@ Progress goes to stderr once a second. The report is JSON, on stdout or in
 			if cfg.N2.Logger == nil {
 				cfg.N2.Logger = log
 			}
+			pc, err := a.openCapture(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer pc.Close()
+			if pc != nil {
+				cfg.N2.Tap = pc.Interface("n2", capture.KindN2)
+			}
 			r, err := ran.New(cfg, ran.Options{Logger: log, Progress: stderr, TTY: isTerminal(a.stderr)})
 			if err != nil {
 				return oneLine(err)
@@ -136,6 +145,7 @@ Progress goes to stderr once a second. The report is JSON, on stdout or in
 	fl.StringVar(&transport, "n2.transport", "", "N2 transport: auto, sctp or udp (default auto)")
 	fl.IntVar(&gnbs, "gnbs", 0, "simulated gNBs, each with its own association (default 1)")
 	a.flags.add(fl, "ran")
+	a.addPcapFlag(cmd)
 	return cmd
 }
 

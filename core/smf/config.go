@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -248,6 +249,28 @@ func ListenN4(ctx context.Context, cfg Config, log *slog.Logger) (*pfcp.Client, 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	ap, err := pfcp.ParseAddrPort(cfg.N4Addr)
+	if err != nil {
+		return nil, fmt.Errorf("smf: n4_addr: %w", err)
+	}
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+	if err != nil {
+		return nil, fmt.Errorf("smf: N4: %w", err)
+	}
+	c, err := StartN4(ctx, cfg, conn, log)
+	if err != nil {
+		conn.Close()
+	}
+	return c, err
+}
+
+// StartN4 runs the SMF's PFCP node on conn (for instance a socket wrapped
+// for packet capture) and returns the CP client New takes. The node runs
+// until ctx ends and then closes conn.
+func StartN4(ctx context.Context, cfg Config, conn pfcp.PacketConn, log *slog.Logger) (*pfcp.Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -259,7 +282,7 @@ func ListenN4(ctx context.Context, cfg Config, log *slog.Logger) (*pfcp.Client, 
 	if n1 == 0 {
 		n1 = -1 // pfcp: negative means no retransmission
 	}
-	node, err := pfcp.Listen(ctx, cfg.N4Addr, pfcp.Config{
+	node, err := pfcp.Start(ctx, conn, pfcp.Config{
 		NodeID: cfg.NodeID, T1: cfg.T1, N1: n1, HeartbeatInterval: hb,
 		// TS 29.244 8.2.58: CP Function Features, no optional feature.
 		Features: ie.NewCPFunctionFeatures(0),
