@@ -41,6 +41,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newKeysCmd,
 	newRANCmd,
 	newCoreCmd, newUPFCmd, newUpCmd,
+	newHealthcheckCmd,
 }
 
 func newApp(stdout, stderr io.Writer) *app {

@@ -47,7 +47,8 @@ func newCoreCmd(a *app) *cobra.Command {
 		Long: `Run the core network functions in one process: the AMF accepts gNBs on N2
 (kernel SCTP where the kernel has it, else SCTP over UDP, RFC 6951, port 9899),
 authenticates SIMs from the subscriber store with 5G-AKA and opens PDU sessions
-through the SMF, which drives the UPF over PFCP (smf.upf_addr). Runs until
+through the SMF, which drives the UPF over PFCP (smf.upf_addr). An empty store
+gets the test SIMs of the up section, as 'simgate up' does. Runs until
 interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -57,7 +58,15 @@ interrupted.`,
 				return err
 			}
 			defer pc.Close()
-			c, err := a.startCore(ctx, nil, pc)
+			st, err := a.openStore()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := a.provisionTestSIMs(st); err != nil {
+				return err
+			}
+			c, err := a.startCore(ctx, st, pc)
 			if err != nil {
 				return err
 			}
@@ -69,7 +78,7 @@ interrupted.`,
 			return c.Wait()
 		},
 	}
-	a.flags.add(cmd.Flags(), "amf", "smf", "udm", "endorse", "http")
+	a.flags.add(cmd.Flags(), "amf", "smf", "udm", "endorse", "http", "up")
 	a.addPcapFlag(cmd)
 	return cmd
 }
@@ -101,6 +110,7 @@ func newUPFCmd(a *app) *cobra.Command {
 }
 
 func newUpCmd(a *app) *cobra.Command {
+	var devices upDevices
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the whole network in one process: core, user plane and test SIMs",
@@ -108,11 +118,17 @@ func newUpCmd(a *app) *cobra.Command {
 defaults: PLMN 001/01, the data directory's subscriber store and keys, and on
 first start up.test_sims test SIMs (IMSIs from up.first_imsi, keys derived from
 up.seed) with their SIM file written to <data-dir>/sims.json. In another
-terminal 'simgate ran --ues 10' then attaches ten of them. Runs until
+terminal 'simgate ran --ues 10' then attaches ten of them. With --ues N,
+N devices (the first N test SIMs) attach in this process instead, each
+fetches its token through the user plane, and one line per device gives its
+IMSI, IMEI, address and whether its token verified. Runs until
 interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if err := devices.check(a); err != nil {
+				return err
+			}
 			st, err := a.openStore()
 			if err != nil {
 				return err
@@ -143,11 +159,16 @@ interrupted.`,
 			defer stopHTTP()
 			fmt.Fprintf(a.stderr, "simgate is up: N2 %s (%s), N4 %s, data dir %s\n", c.N2Addr(), a.cfg.AMF.N2.Transport, u.Addr(), a.dataDir)
 			fmt.Fprintf(a.stderr, "attach UEs from another terminal: simgate ran --ues 10 --amf %s\n", hostOf(c.N2Addr()))
+			waitDevices, err := devices.start(ctx, a, c.N2Addr(), pc) // --ues (up_devices.go)
+			if err != nil {
+				return err
+			}
 			err = c.Wait()
 			<-u.Done()
-			return err
+			return errors.Join(err, waitDevices())
 		},
 	}
+	devices.addFlags(a, cmd)
 	a.flags.add(cmd.Flags(), "amf", "smf", "udm", "upf", "endorse", "http", "up")
 	a.addPcapFlag(cmd)
 	return cmd

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"github.com/simgate/simgate/capture/capturetest"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
@@ -150,4 +151,16 @@ func TestPcapCapture(t *testing.T) {
 			t.Errorf("%s: no pfcp", f)
 		}
 	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer ok.Close()
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) }))
+	defer bad.Close()
+	if _, errs, code := runCmd(t, "healthcheck", ok.URL); code != 0 {
+		t.Fatalf("healthy server: %s", errs)
+	}
+	mustFail(t, t.TempDir(), "503", "healthcheck", bad.URL)
+	mustFail(t, t.TempDir(), "healthcheck", "healthcheck", "http://127.0.0.1:1/")
 }

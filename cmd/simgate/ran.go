@@ -31,11 +31,11 @@ func newRANCmd(a *app) *cobra.Command {
 	var (
 		ues, gnbs                    int
 		rate, imsiFrom, simFile, amf string
-		transport, jsonPath          string
-		hold                         bool
+		transport, jsonPath, socks   string
+		hold, token                  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "ran --ues N [--rate R/s] (--imsi-from IMSI | --sim-file F) [--hold] [--json FILE] [--amf ADDR]",
+		Use:   "ran --ues N [--rate R/s] (--imsi-from IMSI | --sim-file F) [--token] [--socks ADDR --hold] [--json FILE] [--amf ADDR]",
 		Short: "Attach many simulated UEs through simulated gNBs and report",
 		Long: `Attach simulated UEs (USIM + NAS) through simulated gNBs (NGAP over N2) to the
 AMF, at a steady rate, and report what happened: how many registered and
@@ -48,6 +48,25 @@ from the seed (ran.seed, default "simgate") as 'simgate sim import' does with
 "k: derive" and "opc: derive". Each UE gets the IMEI its SIM is locked to, or
 one made of ran.imei_tac, the IMSI's last 6 digits and the Luhn check digit.
 
+With --token or --socks the UEs get a user plane: the gNBs carry their
+packets in GTP-U (N3, ran.n3 port 2152, which must not be the UPF's N3
+address on the same host; the default 127.0.0.2 is not) and one shared
+userspace IP stack holds every UE's PDU session address, resolving names
+through the network's DNS (ran.dns). With --token each UE then fetches a
+token from ran.token_url (default http://endorse.soracom.io/) through its
+session, verifies it against the network's JWK Set (ran.jwks_url, default
+http://127.0.0.1:8080/.well-known/jwks.json, the key endpoint of
+'simgate up') and checks that it names its own IMSI and IMEI; the report adds
+"tokens" and latency_ms.token, and failures such as token-http-403,
+token-verify or token-imsi-mismatch.
+
+--socks ADDR serves a SOCKS5 proxy (RFC 1928) speaking as the attached UEs:
+the SOCKS user name (RFC 1929) is the IMSI of the UE to speak as, and names
+are resolved by that UE inside the network (socks5h). With --hold it stays
+up until interrupted, so any program can act as a device:
+  curl --proxy socks5h://001010000000001@127.0.0.1:1080 http://endorse.soracom.io/
+prints the token of SIM 001010000000001.
+
 Without --hold the UEs deregister as soon as all have attached (or failed);
 with --hold they stay attached until interrupted (Ctrl-C), then deregister.
 Progress goes to stderr once a second. The report is JSON, on stdout or in
@@ -57,7 +76,9 @@ Progress goes to stderr once a second. The report is JSON, on stdout or in
                   "pdu_session": {...}, "deregistration": {...}}, ...}`,
 		Example: `  simgate sim import ranges.yaml --sim-file sims.json
   simgate ran --sim-file sims.json --rate 200/s --amf 127.0.0.1
-  simgate ran --ues 1000 --imsi-from 001010000000001 --gnbs 4 --json report.json`,
+  simgate ran --ues 1000 --imsi-from 001010000000001 --gnbs 4 --json report.json
+  simgate ran --ues 100 --token
+  simgate ran --ues 10 --socks 127.0.0.1:1080 --hold`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := a.ranConfig()
@@ -93,6 +114,12 @@ Progress goes to stderr once a second. The report is JSON, on stdout or in
 			if f.Changed("gnbs") {
 				cfg.GNBs = gnbs
 			}
+			if f.Changed("token") {
+				cfg.Token = token
+			}
+			if f.Changed("socks") {
+				cfg.SOCKS = socks
+			}
 			// Log lines and progress lines share stderr from several
 			// goroutines: one lock keeps them whole.
 			stderr := &syncWriter{w: a.stderr}
@@ -106,10 +133,12 @@ Progress goes to stderr once a second. The report is JSON, on stdout or in
 				return err
 			}
 			defer pc.Close()
+			opt := ran.Options{Logger: log, Progress: stderr, TTY: isTerminal(a.stderr)}
 			if pc != nil {
 				cfg.N2.Tap = pc.Interface("n2", capture.KindN2)
+				opt.N3Tap = pc.Interface("n3", capture.KindN3)
 			}
-			r, err := ran.New(cfg, ran.Options{Logger: log, Progress: stderr, TTY: isTerminal(a.stderr)})
+			r, err := ran.New(cfg, opt)
 			if err != nil {
 				return oneLine(err)
 			}
@@ -144,6 +173,8 @@ Progress goes to stderr once a second. The report is JSON, on stdout or in
 	fl.StringVar(&amf, "amf", "", "AMF N2 address, host or host:port (default 127.0.0.1)")
 	fl.StringVar(&transport, "n2.transport", "", "N2 transport: auto, sctp or udp (default auto)")
 	fl.IntVar(&gnbs, "gnbs", 0, "simulated gNBs, each with its own association (default 1)")
+	fl.BoolVar(&token, "token", false, "each UE fetches an Endorse token over its PDU session and verifies it (ran.token_url, ran.jwks_url)")
+	fl.StringVar(&socks, "socks", "", "serve a SOCKS5 proxy at ADDR speaking as the attached UEs, user name = IMSI (use with --hold)")
 	a.flags.add(fl, "ran")
 	a.addPcapFlag(cmd)
 	return cmd
