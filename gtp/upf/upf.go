@@ -1,5 +1,5 @@
-// Package upf is the user plane function: PFCP sessions and, later, GTP-U
-// forwarding.
+// Package upf is the user plane function: PFCP sessions and their GTP-U
+// data path.
 //
 // The UPF serves N4 on a pfcp.Node: it accepts associations from SMFs,
 // handles PFCP Session Establishment, Modification and Deletion (TS 29.244
@@ -9,6 +9,11 @@
 // the subscriber's IMSI, IMEI and MSISDN from the User ID IE. Sessions go
 // when deleted, when their association is released, and when their SMF
 // restarts or is lost.
+//
+// DataPath (datapath.go) carries the sessions' packets between N3 (a
+// gtpu.Conn) and the data network (gtp/dn): uplink by TEID with
+// anti-spoofing, downlink by UE address into the gNB's tunnel. The table
+// also answers the Endorse resolver (Table.EndorseSession).
 package upf
 
 import (
@@ -21,6 +26,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wmnsk/go-pfcp/ie"
@@ -46,6 +52,26 @@ type UPF struct {
 	nextTEID uint32
 	nextSEID uint64
 	byCP     map[cpKey]*Session
+
+	obs atomic.Pointer[func(old, s *Session)] // the data path (datapath.go)
+}
+
+// observe sets f to be told of every session change, with u.mu held: old
+// replaced by s, old nil for a new session, s nil for a removed one. nil
+// unsets it.
+func (u *UPF) observe(f func(old, s *Session)) {
+	if f == nil {
+		u.obs.Store(nil)
+		return
+	}
+	u.obs.Store(&f)
+}
+
+// changed tells the observer. Called with u.mu held.
+func (u *UPF) changed(old, s *Session) {
+	if f := u.obs.Load(); f != nil {
+		(*f)(old, s)
+	}
 }
 
 // cpKey is a session as its SMF names it.
@@ -140,6 +166,7 @@ func (u *UPF) onPeerEvent(ev pfcp.PeerEvent) {
 		if k.peer == ev.Peer {
 			u.table.remove(s)
 			delete(u.byCP, k)
+			u.changed(s, nil)
 			n++
 		}
 	}
@@ -464,6 +491,7 @@ func (u *UPF) establish(_ context.Context, node *pfcp.Node, peer netip.AddrPort,
 	}
 	u.table.put(s, old)
 	u.byCP[cpKey{peer, cp.SEID}] = s
+	u.changed(old, s)
 	u.log.Debug("upf: session established", "peer", peer, "up_seid", s.UPSEID, "imsi", s.IMSI, "ue", s.UEAddr, "teid", s.Uplink.TEID)
 
 	ies := []*ie.IE{node.NodeIDIE(), ie.NewCause(pfcp.CauseRequestAccepted),
@@ -581,6 +609,7 @@ func (u *UPF) modify(_ context.Context, node *pfcp.Node, peer netip.AddrPort, m 
 	u.table.put(&s, old)
 	delete(u.byCP, cpKey{peer, old.CP.SEID})
 	u.byCP[cpKey{peer, s.CP.SEID}] = &s
+	u.changed(old, &s)
 	u.log.Debug("upf: session modified", "peer", peer, "up_seid", s.UPSEID, "downlink", s.Downlink)
 	return message.NewSessionModificationResponse(0, 0, s.CP.SEID, 0, 0, append([]*ie.IE{ie.NewCause(pfcp.CauseRequestAccepted)}, created...)...)
 }
@@ -596,6 +625,7 @@ func (u *UPF) delete(_ context.Context, node *pfcp.Node, peer netip.AddrPort, m 
 	}
 	u.table.remove(s)
 	delete(u.byCP, cpKey{peer, s.CP.SEID})
+	u.changed(s, nil)
 	u.log.Debug("upf: session deleted", "peer", peer, "up_seid", s.UPSEID)
 	return message.NewSessionDeletionResponse(0, 0, s.CP.SEID, 0, 0, ie.NewCause(pfcp.CauseRequestAccepted))
 }

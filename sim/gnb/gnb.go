@@ -58,6 +58,11 @@ type Config struct {
 	// TEIDBase is the first downlink TEID the gNB allocates (default 1);
 	// gNBs sharing an N3 address take disjoint ranges.
 	TEIDBase uint32
+	// N3Endpoint, if set, carries the user plane of the gNB's PDU
+	// sessions: once a session is set up its UE joins the endpoint's
+	// UserPlane, with G-PDUs to and from the UPF; at release it leaves.
+	// N3 defaults to the endpoint's address. Several gNBs may share one.
+	N3Endpoint *N3
 	// Workers is how many goroutines run UE work (default GOMAXPROCS).
 	Workers int
 	// SetupTimeout bounds the NG Setup exchange (default 10s).
@@ -93,6 +98,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CellID == 0 && c.IDBits >= 22 && c.IDBits <= 32 {
 		c.CellID = uint64(c.ID)<<(36-c.IDBits) | 1
+	}
+	if !c.N3.IsValid() && c.N3Endpoint != nil {
+		c.N3 = c.N3Endpoint.Addr().Addr()
 	}
 	if !c.N3.IsValid() {
 		c.N3 = d.N3
@@ -624,6 +632,10 @@ func (g *GNB) finish(err error) {
 		sh.q.close()
 	}
 	g.workers.Wait()
+	if n := g.cfg.N3Endpoint; n != nil {
+		// The UEs' tunnels end with the gNB.
+		n.closeOwned(g)
+	}
 	if err != nil {
 		_ = g.conn.Close()
 	}
@@ -855,4 +867,5 @@ func (g *GNB) freeTEID(t uint32) {
 	g.mu.Lock()
 	delete(g.teids, t)
 	g.mu.Unlock()
+	g.closeTunnel(t)
 }

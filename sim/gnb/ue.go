@@ -390,6 +390,11 @@ func (g *GNB) releaseLocal(sh *shard, u *UE) {
 	for _, s := range sessions {
 		delete(g.teids, s.DLTEID)
 	}
+	g.mu.Unlock()
+	for _, s := range sessions {
+		g.closeTunnel(s.DLTEID)
+	}
+	g.mu.Lock()
 	if amf >= 0 && g.byAMF[amf] == u.ranID {
 		delete(g.byAMF, amf)
 	}
@@ -656,6 +661,7 @@ func (g *GNB) finishSetup(u *UE, results []setupResult) {
 				u.setSessionAddr(r.psi, a)
 			}
 		}
+		g.openTunnel(u, r.psi)
 		g.h.Event(u, Event{Kind: EventSessionSetup, PSI: r.psi})
 	}
 }

@@ -15,7 +15,9 @@ package ran
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -47,7 +49,17 @@ type Config struct {
 	SD  string `yaml:"sd" doc:"slice differentiator, 6 hex digits, or empty"`
 	DNN string `yaml:"dnn" doc:"data network name of the PDU sessions"`
 	// N3 is the gNBs' user-plane address.
-	N3 string `yaml:"n3" doc:"IPv4 address the gNBs give the core for downlink GTP-U"`
+	N3 string `yaml:"n3" doc:"IPv4 address the gNBs give the core for downlink GTP-U; with token or socks the gNBs' GTP-U socket binds it, port 2152, so it must differ from the UPF's n3_addr on one host"`
+	// DNS is the DNS server of the UEs' PDU sessions.
+	DNS string `yaml:"dns" doc:"IPv4 address of the DNS server the UEs use over their PDU sessions (the data network's responder, gtp/dn dns_addr)"`
+
+	// Token has each UE fetch an Endorse token over its PDU session.
+	Token       bool   `yaml:"token" doc:"after its PDU session each UE fetches a token from token_url through the user plane, verifies it against jwks_url and checks its IMSI and IMEI"`
+	TokenURL    string `yaml:"token_url" doc:"URL the UEs fetch their token from, resolved by the UEs through the network's DNS"`
+	JWKSURL     string `yaml:"jwks_url" doc:"JWK Set the tokens are verified against: the host key endpoint of the network (http.addr + /.well-known/jwks.json)"`
+	TokenIssuer string `yaml:"token_issuer" doc:"iss claim the tokens must carry (the network's endorse.issuer)"`
+	// SOCKS serves SOCKS5 for the attached UEs.
+	SOCKS string `yaml:"socks" doc:"host address of a SOCKS5 proxy speaking as the attached UEs, the SOCKS user name picking the UE by IMSI (use with hold); empty: none"`
 	// GNBID is the first gNB's ID; the others count up.
 	GNBID uint32 `yaml:"gnb_id" doc:"gNB ID of the first gNB (32 bits); further gNBs count up"`
 	// IMEITAC is the type allocation code of the IMEIs given to UEs whose
@@ -74,7 +86,9 @@ type SUCIConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		AMF: "127.0.0.1", Rate: 100, Burst: 1, GNBs: 1, Session: true, Timeout: 10 * time.Second,
-		MCC: "001", MNC: "01", TAC: 1, SST: 1, DNN: "internet", N3: "127.0.0.1", GNBID: 1,
+		MCC: "001", MNC: "01", TAC: 1, SST: 1, DNN: "internet", N3: "127.0.0.2", GNBID: 1,
+		DNS: "100.127.0.53", TokenURL: "http://endorse.soracom.io/",
+		JWKSURL: "http://127.0.0.1:8080/.well-known/jwks.json", TokenIssuer: "https://soracom.io",
 		IMEITAC: "35693803", Seed: "simgate",
 		SUCI:      SUCIConfig{Scheme: "null", RoutingIndicator: "0"},
 		Ciphering: []string{"NEA0", "NEA1", "NEA2", "NEA3"},
@@ -133,6 +147,25 @@ func (c Config) Validate() error {
 	}
 	if a, err := netip.ParseAddr(c.N3); err != nil || !a.Is4() {
 		add("n3: %q: want an IPv4 address", c.N3)
+	}
+	if a, err := netip.ParseAddr(c.DNS); c.DNS != "" && (err != nil || !a.Is4()) {
+		add("dns: %q: want an IPv4 address", c.DNS)
+	}
+	if c.Token {
+		if u, err := url.Parse(c.TokenURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("token_url: %q: want an http or https URL", c.TokenURL)
+		}
+		if strings.TrimSpace(c.TokenIssuer) == "" {
+			add("token_issuer: empty")
+		}
+	}
+	if (c.Token || c.SOCKS != "") && !c.Session {
+		add("session: token and socks need the UEs' PDU sessions")
+	}
+	if c.SOCKS != "" {
+		if _, _, err := net.SplitHostPort(c.SOCKS); err != nil {
+			add("socks: %q: want host:port", c.SOCKS)
+		}
 	}
 	if len(c.IMEITAC) != 8 || !digits(c.IMEITAC) {
 		add("imei_tac: %q: want 8 digits", c.IMEITAC)

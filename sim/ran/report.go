@@ -18,7 +18,12 @@ import (
 // (PDU session rejected), "auth-reject", "security-mode-reject",
 // "timeout", "ng-setup-failure", "n2-lost", "context-released",
 // "session-setup-failed", "network-deregistered", "ue-error",
-// "not-started" (the run was interrupted first), "deregistration-timeout".
+// "not-started" (the run was interrupted first), "deregistration-timeout";
+// with Config.Token: "token-http-<status>", "token-dns", "token-timeout",
+// "token-refused", "token-reset", "token-connect", "token-cancelled",
+// "token-no-session", "token-no-address", "token-malformed", "token-keys"
+// (the JWK Set could not be fetched), "token-verify",
+// "token-imsi-mismatch", "token-imei-mismatch".
 // Keys are added, never renamed.
 type Report struct {
 	UEs          int                `json:"ues"`
@@ -28,7 +33,10 @@ type Report struct {
 	LatencyMS    map[string]Latency `json:"latency_ms"`
 	Deregistered int                `json:"deregistered"`
 	// Resyncs counts AUTHENTICATION FAILUREs with #21 (synch failure).
-	Resyncs  int     `json:"resyncs"`
+	Resyncs int `json:"resyncs"`
+	// Tokens counts the tokens fetched over the user plane that verified
+	// and named the UE's IMSI and IMEI (Config.Token).
+	Tokens   int     `json:"tokens"`
 	ElapsedS float64 `json:"elapsed_s"`
 }
 
@@ -37,6 +45,7 @@ const (
 	LatencyRegistration   = "registration"   // InitialUEMessage to Registration Accept at the UE
 	LatencySession        = "pdu_session"    // PDU Session Establishment Request to Accept at the UE
 	LatencyDeregistration = "deregistration" // Deregistration Request to Accept at the UE
+	LatencyToken          = "token"          // token request sent as the UE to the token verified
 )
 
 // Latency is a latency distribution in milliseconds.
@@ -77,7 +86,8 @@ type stats struct {
 	deregistered, failed, ready   int
 	resyncs                       int
 	failures                      map[string]int
-	reg, sess, dereg              []time.Duration
+	tokens                        int
+	reg, sess, dereg, token       []time.Duration
 }
 
 func newStats() *stats { return &stats{failures: map[string]int{}} }
@@ -101,6 +111,9 @@ func (s *stats) sample(kind string, d time.Duration) {
 	case LatencyDeregistration:
 		s.deregistered++
 		s.dereg = append(s.dereg, d)
+	case LatencyToken:
+		s.tokens++
+		s.token = append(s.token, d)
 	}
 	s.mu.Unlock()
 }
@@ -126,7 +139,9 @@ func (s *stats) report(ues int, elapsed time.Duration) Report {
 			LatencyRegistration:   latencyOf(slices.Clone(s.reg)),
 			LatencySession:        latencyOf(slices.Clone(s.sess)),
 			LatencyDeregistration: latencyOf(slices.Clone(s.dereg)),
+			LatencyToken:          latencyOf(slices.Clone(s.token)),
 		},
+		Tokens:   s.tokens,
 		ElapsedS: math.Round(elapsed.Seconds()*1e3) / 1e3,
 	}
 	for k, v := range s.failures {

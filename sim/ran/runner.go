@@ -2,16 +2,20 @@ package ran
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/simgate/simgate/core/udr"
+	"github.com/simgate/simgate/endorse/verify"
+	"github.com/simgate/simgate/gtp/gtpu"
 	"github.com/simgate/simgate/sim/aka"
 	"github.com/simgate/simgate/sim/gnb"
 	"github.com/simgate/simgate/sim/ue"
@@ -27,10 +31,22 @@ type Options struct {
 	TTY      bool
 	// NewUE makes the UEs (default: sim/ue).
 	NewUE NewUEFunc
-	// Attached, if set, is called once every UE has attached or failed,
-	// before holding and deregistration, with the report so far. Results
-	// may be called from it.
+	// Attached, if set, is called once every UE has attached or failed
+	// (and, with Config.Token, fetched its token), before holding and
+	// deregistration, with the report so far. Results may be called from it.
 	Attached func(Report)
+
+	// The user plane (Config.Token, Config.SOCKS):
+	// Verifier checks the tokens (default: one reading Config.JWKSURL).
+	Verifier *verify.Verifier
+	// RootCAs is the UEs' trust store for an https token_url (simgate's CA;
+	// nil: the host's).
+	RootCAs *x509.CertPool
+	// N3Tap, if set, sees every GTP-U datagram of the gNBs (captures).
+	N3Tap gtpu.Tap
+	// N3Port is the gNBs' GTP-U port (default 2152) and UPFPort the port
+	// they send to (default 2152): tests on shared hosts move them.
+	N3Port, UPFPort uint16
 }
 
 // Runner is one load run; it runs once.
@@ -49,6 +65,11 @@ type Runner struct {
 	gnbs   []*gnb.GNB
 	attach sync.WaitGroup
 	dereg  sync.WaitGroup
+
+	up       *userPlane
+	verifier *verify.Verifier
+	runCtx   context.Context // the Run's context, for the token fetches
+	tokens   sync.WaitGroup
 }
 
 // Result is what became of one UE.
@@ -59,6 +80,9 @@ type Result struct {
 	Failure string
 	// Sessions are the UE's PDU sessions as its gNB holds them.
 	Sessions []gnb.Session
+	// Token is the outcome of the UE's token fetch with Config.Token; nil
+	// if it fetched none.
+	Token *TokenResult
 }
 
 // New prepares a run: it checks the configuration and loads the SIMs.
@@ -72,6 +96,9 @@ func New(cfg Config, opt Options) (*Runner, error) {
 	}
 	if r.opt.NewUE == nil {
 		r.opt.NewUE = newSimUE
+	}
+	if err := r.newVerifier(); err != nil {
+		return nil, err
 	}
 	r.suci, _ = cfg.SUCI.params() // validated
 	r.ea, _ = algorithmIDs(cfg.Ciphering, "NEA", 0)
@@ -184,6 +211,7 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 		return Report{}, errors.New("ran: a Runner runs once")
 	}
 	start := time.Now()
+	r.runCtx = ctx
 	r.ues = make([]*simUE, len(r.cards))
 	for i := range r.cards {
 		s := &simUE{r: r, card: &r.cards[i]}
@@ -195,8 +223,26 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 		s.ue = u
 		r.ues[i] = s
 	}
+	var socks net.Listener
+	if r.cfg.SOCKS != "" {
+		ln, err := net.Listen("tcp", r.cfg.SOCKS)
+		if err != nil {
+			return Report{}, fmt.Errorf("ran.socks: %w", err)
+		}
+		socks = ln
+	}
+	if err := r.startUserPlane(ctx); err != nil {
+		if socks != nil {
+			socks.Close()
+		}
+		return Report{}, err
+	}
 	if err := r.dialGNBs(ctx); err != nil {
 		r.closeGNBs()
+		r.stopUserPlane()
+		if socks != nil {
+			socks.Close()
+		}
 		return Report{}, err
 	}
 	stopProgress := r.progress(start)
@@ -219,12 +265,27 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 		r.attach.Done()
 	}
 	r.attach.Wait()
+	r.tokens.Wait()
+	socksDone := make(chan struct{})
+	socksCtx, stopSOCKS := context.WithCancel(ctx)
+	if socks != nil {
+		go func() {
+			defer close(socksDone)
+			if err := r.serveSOCKS(socksCtx, socks); err != nil {
+				r.log.Error("ran: socks", "err", err)
+			}
+		}()
+	} else {
+		close(socksDone)
+	}
 	if r.opt.Attached != nil {
 		r.opt.Attached(r.st.report(len(r.ues), time.Since(start)))
 	}
 	if r.cfg.Hold {
 		<-ctx.Done()
 	}
+	stopSOCKS()
+	<-socksDone
 
 	// Deregister every UE that is registered.
 	for _, s := range r.ues[:launched] {
@@ -239,6 +300,7 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	}
 	r.dereg.Wait()
 	r.closeGNBs()
+	r.stopUserPlane()
 	stopProgress()
 	rep := r.st.report(len(r.ues), time.Since(start))
 	if err := r.saveSQNs(); err != nil {
@@ -256,6 +318,7 @@ func (r *Runner) Results() []Result {
 		if gu := s.gu.Load(); gu != nil {
 			out[i].Sessions = gu.Sessions()
 		}
+		out[i].Token = s.token.Load()
 	}
 	return out
 }
@@ -274,6 +337,9 @@ func (r *Runner) dialGNBs(ctx context.Context) error {
 		gc.ID, gc.IDBits = r.cfg.GNBID+uint32(i), 32
 		gc.MCC, gc.MNC, gc.TAC, gc.SST, gc.SD = r.cfg.MCC, r.cfg.MNC, r.cfg.TAC, r.cfg.SST, r.cfg.SD
 		gc.N3 = n3
+		if r.up != nil {
+			gc.N3Endpoint = r.up.n3
+		}
 		// Disjoint downlink TEID ranges: gNBs share the N3 address.
 		gc.TEIDBase = uint32(i)<<24 | 1
 		gc.N2 = r.cfg.N2

@@ -40,6 +40,15 @@ func TestConfigValidate(t *testing.T) {
 		{"ciphering", func(c *Config) { c.Ciphering = []string{"NEA4"} }, "ran.ciphering"},
 		{"integrity NIA0", func(c *Config) { c.Integrity = []string{"NIA0"} }, "ran.integrity"},
 		{"transport", func(c *Config) { c.N2.Transport = "tcp" }, "ran.n2"},
+		{"token", func(c *Config) { c.Token = true }, ""},
+		{"dns", func(c *Config) { c.DNS = "dns.example" }, "ran.dns"},
+		{"no dns", func(c *Config) { c.DNS = "" }, ""},
+		{"token url", func(c *Config) { c.Token, c.TokenURL = true, "ftp://endorse.soracom.io/" }, "ran.token_url"},
+		{"token url without host", func(c *Config) { c.Token, c.TokenURL = true, "http:///x" }, "ran.token_url"},
+		{"token issuer", func(c *Config) { c.Token, c.TokenIssuer = true, " " }, "ran.token_issuer"},
+		{"token without session", func(c *Config) { c.Token, c.Session = true, false }, "ran.session"},
+		{"socks", func(c *Config) { c.SOCKS = "127.0.0.1" }, "ran.socks"},
+		{"socks without session", func(c *Config) { c.SOCKS, c.Session = "127.0.0.1:1080", false }, "ran.session"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,7 +243,7 @@ func TestReportJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := slices.Sorted(maps.Keys(m))
-	want := []string{"deregistered", "elapsed_s", "failures", "latency_ms", "registered", "resyncs", "sessions", "ues"}
+	want := []string{"deregistered", "elapsed_s", "failures", "latency_ms", "registered", "resyncs", "sessions", "tokens", "ues"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("keys %v, want %v", keys, want)
 	}
@@ -242,7 +251,7 @@ func TestReportJSON(t *testing.T) {
 	if err := json.Unmarshal(m["latency_ms"], &lat); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"registration", "pdu_session"} {
+	for _, k := range []string{"registration", "pdu_session", "token"} {
 		if got := slices.Sorted(maps.Keys(lat[k])); !slices.Equal(got, []string{"max", "p50", "p90", "p99"}) {
 			t.Errorf("latency_ms.%s keys %v", k, got)
 		}

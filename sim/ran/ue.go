@@ -66,11 +66,16 @@ type simUE struct {
 	ue   UE
 	g    *gnb.GNB
 	gu   atomic.Pointer[gnb.UE]
+	// token is the outcome of the token fetch (Config.Token).
+	token atomic.Pointer[TokenResult]
 
-	phase   phase
-	since   time.Time // start of the procedure under way
-	timer   *time.Timer
-	failure string // why the attach failed
+	phase     phase
+	sessionUp bool // the UE saw its PDU Session Establishment Accept
+	// resourcesUp: the gNB set up the session's resources (and tunnels).
+	resourcesUp bool
+	since       time.Time // start of the procedure under way
+	timer       *time.Timer
+	failure     string // why the attach failed
 	// attached and deregistered say the UE was counted in the run's
 	// attach and deregistration waits.
 	attached, deregistered bool
@@ -207,7 +212,10 @@ func (s *simUE) onUEEvent(e ue.Event) {
 	case ue.EventSessionEstablished:
 		if s.phase == phaseSession && e.PSI == sessionPSI {
 			s.r.st.sample(LatencySession, time.Since(s.since))
-			s.ready()
+			s.sessionUp = true
+			if s.resourcesUp {
+				s.sessionReady(s.gu.Load())
+			}
 		}
 	case ue.EventSessionRejected:
 		if s.phase == phaseSession && e.PSI == sessionPSI {
@@ -240,6 +248,16 @@ func (s *simUE) onGNBEvent(u *gnb.UE, ev gnb.Event) {
 				s.ready()
 			}
 		}
+	case gnb.EventSessionSetup:
+		// The session is ready when both the UE has its Establishment
+		// Accept and the gNB its resources (with the user plane), in
+		// either order.
+		if s.phase == phaseSession && ev.PSI == sessionPSI {
+			s.resourcesUp = true
+			if s.sessionUp {
+				s.sessionReady(u)
+			}
+		}
 	case gnb.EventSessionFailed:
 		if s.phase == phaseSession && ev.PSI == sessionPSI {
 			s.fail("session-setup-failed")
@@ -255,6 +273,15 @@ func (s *simUE) onGNBEvent(u *gnb.UE, ev gnb.Event) {
 			s.finishDeregistration()
 		}
 	}
+}
+
+// sessionReady ends the attach of a UE whose session is up at both ends,
+// starting its token fetch.
+func (s *simUE) sessionReady(gu *gnb.UE) {
+	if gu != nil {
+		s.startToken(gu)
+	}
+	s.ready()
 }
 
 func (s *simUE) startSession(gu *gnb.UE) {
