@@ -8,6 +8,14 @@
 // and Error Indication (TS 38.413). It never reads NAS: the UE side of each
 // UE is a NAS value (sim/ue) that turns a downlink NAS PDU into uplink ones.
 //
+// N3 (Config.N3Endpoint, n3.go): an N3 endpoint is one batched GTP-U socket
+// (gtp/gtpu) shared by the gNBs of a process. When a PDU session's
+// resources are set up, the UE's address joins a UserPlane (sim/device's
+// shared stack) with a send function that wraps its uplink packets in
+// G-PDUs with a UL PDU Session Container (TS 29.281, TS 38.415) to the UPF's
+// F-TEID; downlink G-PDUs are demultiplexed by the gNB's TEID back into the
+// UserPlane; at session or context release the UE leaves it.
+//
 // Concurrency: one reader goroutine per association decodes NGAP and hands
 // every UE-associated message to one of a few worker goroutines chosen by
 // RAN-UE-NGAP-ID, so that the work of one UE runs in order on one goroutine

@@ -10,6 +10,15 @@
 // its context is cancelled), then deregisters. The Report counts outcomes,
 // failures by cause and per-procedure latency percentiles. The USIMs' SQN
 // state goes back into the SIM file afterwards.
+//
+// With Token or SOCKS the UEs get a user plane: one shared userspace IP
+// stack (sim/device) holds every UE's PDU session address, and the gNBs
+// share one GTP-U endpoint (gnb.N3) that carries the UEs' packets to and
+// from the UPF. With Token each UE, once its session is up, fetches an
+// Endorse token over it (names resolved by the UE through the network's
+// DNS), verifies it (endorse/verify) and checks that it names the UE's own
+// IMSI and IMEI; the Report adds the tokens and their latency. With SOCKS a
+// SOCKS5 proxy speaks as the attached UEs, chosen by IMSI.
 package ran
 
 import (
