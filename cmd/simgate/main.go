@@ -38,7 +38,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newAKACmd, newSUCICmd,
 	newTokenCmd,
 	newSIMCmd, newGroupCmd,
-	newKeysCmd,
+	newKeysCmd, newCACmd,
 	newRANCmd,
 	newCoreCmd, newUPFCmd, newUpCmd,
 	newHealthcheckCmd,

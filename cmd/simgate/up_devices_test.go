@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"math/rand/v2"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/simgate/simgate/sim/gnb"
 	"github.com/simgate/simgate/sim/ran"
@@ -46,5 +50,56 @@ func TestPrintDevices(t *testing.T) {
 	}
 	if !strings.HasPrefix(lines[len(lines)-1], "4 devices: 3 attached, 1 tokens verified") {
 		t.Errorf("summary %q", lines[len(lines)-1])
+	}
+}
+
+// `simgate up --ues 3`: three devices attach in the up process, fetch their
+// tokens through the user plane, and one line each says they verified.
+func TestUpDevices(t *testing.T) {
+	// Loopback addresses of this test's own: both N3 sockets bind port 2152.
+	n3, gnbN3 := "127.0.1."+strconv.Itoa(2+rand.IntN(120)), "127.0.1."+strconv.Itoa(130+rand.IntN(120))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errs lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"up", "--data-dir", t.TempDir(), "--ues", "3", "--up.test_sims", "5",
+			"--amf.n2.local_addr", "127.0.0.1:0", "--upf.n4_addr", "127.0.0.1:0", "--upf.n3_addr", n3,
+			"--ran.n3", gnbN3, "--http.addr", "127.0.0.1:0"}, &out, &errs)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "Ctrl-C stops") {
+		select {
+		case code := <-done:
+			t.Fatalf("up exited %d:\n%s", code, errs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no device lines; stdout:\n%s\nstderr:\n%s", out.String(), errs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("stdout:\n%s", out.String())
+	}
+	for i, l := range lines[1:4] {
+		f := strings.Fields(l)
+		imsi := "00101000000000" + strconv.Itoa(i+1)
+		if len(f) != 4 || f[0] != imsi || len(f[1]) != 15 || !strings.HasPrefix(f[2], "10.45.") || f[3] != "verified" {
+			t.Errorf("device line %q", l)
+		}
+	}
+	if !strings.HasPrefix(lines[4], "3 devices: 3 attached, 3 tokens verified") {
+		t.Errorf("summary %q", lines[4])
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("up exited %d:\n%s", code, errs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("up did not stop")
 	}
 }

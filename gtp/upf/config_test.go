@@ -1,6 +1,7 @@
 package upf
 
 import (
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -28,17 +29,27 @@ func TestConfigTags(t *testing.T) {
 }
 
 func TestConfigYAML(t *testing.T) {
-	var c Config
-	in := "n4_addr: 10.0.0.2:8805\nnode_id: upf.example.org\nn3_addr: 10.0.3.2\nheartbeat_interval: 5s\nt1: 500ms\nn1: 4\n"
+	c := DefaultConfig()
+	in := "n4_addr: 10.0.0.2:8805\nnode_id: upf.example.org\nn3_addr: 10.0.3.2\nn3_listen: 0.0.0.0:2153\nheartbeat_interval: 5s\nt1: 500ms\nn1: 4\ndn:\n  nat:\n    enabled: false\n    allow: [192.0.2.0/24]\n"
 	if err := yaml.Unmarshal([]byte(in), &c); err != nil {
 		t.Fatal(err)
 	}
-	want := Config{N4Addr: "10.0.0.2:8805", NodeID: "upf.example.org", N3Addr: "10.0.3.2", HeartbeatInterval: 5 * time.Second, T1: 500 * time.Millisecond, N1: 4}
-	if c != want {
+	want := DefaultConfig()
+	want.N4Addr, want.NodeID, want.N3Addr, want.N3Listen = "10.0.0.2:8805", "upf.example.org", "10.0.3.2", "0.0.0.0:2153"
+	want.HeartbeatInterval, want.T1, want.N1 = 5*time.Second, 500*time.Millisecond, 4
+	want.DN.NAT.Enabled, want.DN.NAT.Allow = false, []string{"192.0.2.0/24"}
+	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("decoded %+v, want %+v", c, want)
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	if ap, err := c.N3ListenAddr(); err != nil || ap != netip.MustParseAddrPort("0.0.0.0:2153") {
+		t.Errorf("N3ListenAddr = %v, %v", ap, err)
+	}
+	c.N3Listen = ""
+	if ap, err := c.N3ListenAddr(); err != nil || ap != netip.MustParseAddrPort("10.0.3.2:2152") {
+		t.Errorf("N3ListenAddr without n3_listen = %v, %v: want n3_addr:2152", ap, err)
 	}
 }
 
@@ -60,6 +71,8 @@ func TestConfigValidate(t *testing.T) {
 		{"zero t1", func(c *Config) { c.T1 = 0 }, "upf.t1"},
 		{"huge n1", func(c *Config) { c.N1 = 100 }, "upf.n1"},
 		{"negative n1", func(c *Config) { c.N1 = -1 }, "upf.n1"},
+		{"bad n3_listen", func(c *Config) { c.N3Listen = "n3:2152" }, "upf.n3_listen"},
+		{"bad dn address", func(c *Config) { c.DN.EndorseAddr = "127.0.0.1" }, "upf.dn.endorse_addr"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
