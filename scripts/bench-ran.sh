@@ -15,7 +15,10 @@ trap 'kill $up_pid $hold_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -
 go build -o "$work/simgate" ./cmd/simgate
 sg="$work/simgate"
 up_pid= hold_pid=
-"$sg" up --data-dir "$work/data" --up.test_sims "$N" --http.addr "" --log.level warn &
+# Ports of their own, so a running simgate does not disturb the measurement.
+amf=127.0.0.1:39899
+"$sg" up --data-dir "$work/data" --up.test_sims "$N" --http.addr "" --log.level warn \
+  --amf.n2.local_addr "$amf" --upf.n4_addr 127.0.0.1:0 --upf.n3_addr 127.0.0.1 --upf.n3_listen 127.0.0.1:0 &
 up_pid=$!
 for _ in $(seq 1 100); do [ -f "$work/data/sims.json" ] && break; sleep 0.1; done
 sleep 1
@@ -23,15 +26,15 @@ rss() { awk '/VmRSS/ {print $2}' /proc/$1/status; }
 rss0=$(rss $up_pid)
 
 echo "== attach rate: $N UEs, no rate limit, 4 gNBs"
-"$sg" ran --data-dir "$work/ran" --ues "$N" --rate 0 --gnbs 4 --json "$work/rate.json" 2>/dev/null >/dev/null
+"$sg" ran --amf "$amf" --data-dir "$work/ran" --ues "$N" --rate 0 --gnbs 4 --json "$work/rate.json" 2>/dev/null >/dev/null
 cat "$work/rate.json"
 
 echo "== latency at 200/s: 2000 UEs"
-"$sg" ran --data-dir "$work/ran" --ues 2000 --rate 200 --json "$work/lat.json" 2>/dev/null >/dev/null
+"$sg" ran --amf "$amf" --data-dir "$work/ran" --ues 2000 --rate 200 --json "$work/lat.json" 2>/dev/null >/dev/null
 cat "$work/lat.json"
 
 echo "== memory: $N UEs held attached"
-"$sg" ran --data-dir "$work/ran" --ues "$N" --rate 0 --gnbs 4 --hold --json "$work/hold.json" 2>/dev/null >/dev/null &
+"$sg" ran --amf "$amf" --data-dir "$work/ran" --ues "$N" --rate 0 --gnbs 4 --hold --json "$work/hold.json" 2>/dev/null >/dev/null &
 hold_pid=$!
 for _ in $(seq 1 600); do
   sleep 0.5
