@@ -40,7 +40,7 @@ func TestUpThenRAN(t *testing.T) {
 	var upErr lockedBuffer
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, []string{"up", "--data-dir", dir, "--amf.n2.local_addr", "127.0.0.1:0",
+		done <- run(ctx, []string{"up", "--data-dir", dir, "--amf.n2.local_addr", "127.0.0.1:0", "--upf.n3_addr", ownN3(),
 			"--upf.n4_addr", "127.0.0.1:0", "--http.addr", "127.0.0.1:0", "--up.test_sims", "20"}, &bytes.Buffer{}, &upErr)
 	}()
 	defer func() {
@@ -118,7 +118,7 @@ func TestPcapCapture(t *testing.T) {
 	var upErr lockedBuffer
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, []string{"up", "--data-dir", dir, "--amf.n2.local_addr", "127.0.0.1:0",
+		done <- run(ctx, []string{"up", "--data-dir", dir, "--amf.n2.local_addr", "127.0.0.1:0", "--upf.n3_addr", ownN3(),
 			"--upf.n4_addr", "127.0.0.1:0", "--http.addr", "", "--up.test_sims", "3", "--pcap", upPcap}, &bytes.Buffer{}, &upErr)
 	}()
 	addrs := regexp.MustCompile(`N2 127\.0\.0\.1:(\d+) .*N4 127\.0\.0\.1:(\d+)`)

@@ -183,3 +183,9 @@ func TestProtectedSockets(t *testing.T) {
 		t.Fatalf("protectedSockets = %q, want %q", got, want)
 	}
 }
+
+// ownN3 is a loopback address for a test's UPF N3 socket, which binds port
+// 2152: tests (and test binaries) running at once do not collide.
+func ownN3() string {
+	return netip.AddrFrom4([4]byte{127, 0, byte(2 + rand.IntN(200)), byte(2 + rand.IntN(250))}).String()
+}

@@ -160,7 +160,7 @@ func NewDataPath(u *UPF, conn *gtpu.Conn, n Network) *DataPath {
 // Serve runs the data path until ctx ends or conn is closed: it reads N3,
 // installs itself as the network's downlink and as the UPF's session
 // observer, and writes downlink batches. It returns nil when stopped, or the
-// socket's error.
+// socket's error. Call it once; a UPF has one data path at a time.
 func (d *DataPath) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
