@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/simgate/simgate/internal/iplink"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -40,7 +41,7 @@ type DN struct {
 	o    options
 	log  *slog.Logger
 	st   *stack.Stack
-	link *link
+	link *iplink.Link
 	ctx  context.Context
 	stop context.CancelFunc
 	g    group
@@ -68,7 +69,7 @@ func Start(ctx context.Context, cfg Config, opts ...Option) (*DN, error) {
 		s:     s,
 		o:     o,
 		log:   o.log,
-		link:  newLink(s.mtu),
+		link:  iplink.New(s.mtu),
 		local: map[netip.Addr]bool{},
 		done:  make(chan struct{}),
 	}
@@ -162,7 +163,7 @@ func (d *DN) isLocal(a netip.Addr) bool {
 // goroutine inside Inject: an echo reply, a RST), and must not keep pkt
 // after it returns (copy or encapsulate it). f is called concurrently; it
 // must not block for long. nil drops the packets (Stats.NoDownlink).
-func (d *DN) SetDownlink(f func(pkt []byte)) { d.link.setOutput(f) }
+func (d *DN) SetDownlink(f func(pkt []byte)) { d.link.SetOutput(f) }
 
 // Inject delivers an uplink IPv4 packet (the inner packet of a G-PDU) to the
 // stack; pkt is not kept. Packets the stack finds malformed are dropped and
@@ -179,7 +180,7 @@ func (d *DN) Inject(pkt []byte) error {
 		d.c.pingsDropped.Add(1)
 		return nil
 	}
-	if !d.link.inject(pkt) {
+	if !d.link.Inject(pkt) {
 		return fmt.Errorf("dn: inject: %w", ErrClosed)
 	}
 	return nil
@@ -216,7 +217,7 @@ func (d *DN) teardown() {
 	d.st.Close() // aborts every endpoint: blocked reads and writes return
 	d.g.closeWait()
 	d.st.Wait()
-	d.link.setOutput(nil)
+	d.link.SetOutput(nil)
 	close(d.done)
 }
 
@@ -258,7 +259,7 @@ func (d *DN) Stats() Stats {
 		DNSQueries:    d.c.dnsQueries.Load(),
 		DNSForwarded:  d.c.dnsForwarded.Load(),
 		Malformed:     ip.MalformedPacketsReceived.Value() + ip.MalformedFragmentsReceived.Value(),
-		NoDownlink:    d.link.drop.Load(),
+		NoDownlink:    d.link.Dropped(),
 	}
 }
 

@@ -22,7 +22,7 @@ func devicePackets(f *testing.F) [][]byte {
 		mu   sync.Mutex
 		pkts [][]byte
 	)
-	u.link.setOutput(func(p []byte) {
+	u.link.SetOutput(func(p []byte) {
 		mu.Lock()
 		pkts = append(pkts, append([]byte(nil), p...))
 		mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/simgate/simgate/internal/iplink"
 	"io"
 	"log/slog"
 	"net"
@@ -33,7 +34,7 @@ var ueAddr = netip.MustParseAddr("100.64.0.5")
 // data network's downlink, as the UPF and the GTP-U tunnel would carry them.
 type ue struct {
 	st   *stack.Stack
-	link *link
+	link *iplink.Link
 	addr netip.Addr
 	dn   *DN
 }
@@ -47,14 +48,14 @@ func newUE(tb testing.TB, d *DN, addr netip.Addr) *ue {
 // address the packet is for, as the UPF would route it by session.
 func newUEs(tb testing.TB, d *DN, addrs ...netip.Addr) []*ue {
 	tb.Helper()
-	links := map[netip.Addr]*link{}
+	links := map[netip.Addr]*iplink.Link{}
 	var ues []*ue
 	for _, addr := range addrs {
 		st := stack.New(stack.Options{
 			NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
 			TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocolCUBIC, udp.NewProtocol, icmp.NewProtocol4},
 		})
-		l := newLink(d.s.mtu)
+		l := iplink.New(d.s.mtu)
 		if err := st.CreateNIC(1, l); err != nil {
 			tb.Fatalf("ue: create NIC: %s", err)
 		}
@@ -71,14 +72,14 @@ func newUEs(tb testing.TB, d *DN, addrs ...netip.Addr) []*ue {
 				tb.Fatalf("ue: %s", err)
 			}
 		}
-		l.setOutput(func(p []byte) { _ = d.Inject(p) })
+		l.SetOutput(func(p []byte) { _ = d.Inject(p) })
 		links[addr] = l
 		ues = append(ues, &ue{st: st, link: l, addr: addr, dn: d})
 		tb.Cleanup(st.Destroy)
 	}
 	d.SetDownlink(func(p []byte) {
 		if l := links[netip.AddrFrom4([4]byte(p[16:20]))]; l != nil {
-			l.inject(p)
+			l.Inject(p)
 		}
 	})
 	tb.Cleanup(func() { d.SetDownlink(nil) })

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/simgate/simgate/internal/iplink"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -109,7 +110,7 @@ var (
 type Stack struct {
 	cfg  Config
 	st   *stack.Stack
-	link *link
+	link *iplink.Link
 	log  *slog.Logger
 
 	// addrMu serialises changes of the NIC's addresses, so that gVisor is
@@ -161,7 +162,8 @@ func New(cfg Config) (*Stack, error) {
 			HandleLocal: false,
 		}),
 	}
-	s.link = newLink(uint32(cfg.MTU), s)
+	s.link = iplink.New(uint32(cfg.MTU))
+	s.link.SetOutput(s.uplink)
 	fail := func(what string, e tcpip.Error) (*Stack, error) {
 		s.st.Close()
 		s.st.Wait()
@@ -331,7 +333,7 @@ func (s *Stack) Deliver(pkt []byte) error {
 		s.stats.downDrop.Add(1)
 		return fmt.Errorf("device: deliver to %s: %w", netip.AddrFrom4(dst), ErrUnknownUE)
 	}
-	if !s.link.inject(pkt) {
+	if !s.link.Inject(pkt) {
 		s.stats.downDrop.Add(1)
 		return fmt.Errorf("device: deliver: %w", ErrClosed)
 	}
@@ -340,9 +342,14 @@ func (s *Stack) Deliver(pkt []byte) error {
 	return nil
 }
 
-// uplink is the NIC's output: the packet goes to the send function of the
-// UE whose address is its source.
-func (s *Stack) uplink(src [4]byte, pkt []byte) {
+// uplink is the NIC's output: the IPv4 packet goes to the send function of
+// the UE whose address is its source.
+func (s *Stack) uplink(pkt []byte) {
+	if len(pkt) < header.IPv4MinimumSize {
+		s.stats.upDrop.Add(1)
+		return
+	}
+	src := [4]byte(pkt[12:16]) // RFC 791: source address
 	s.mu.RLock()
 	u := s.ues[src]
 	s.mu.RUnlock()
