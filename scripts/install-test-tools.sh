@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs the third-party tools the tests check simgate against, from
 # Debian's packages: tshark (decodes our captures), python3-jwt and openssl
-# (verify our tokens). Needs root (apt-get); does nothing when all are there.
+# (verify our tokens), curl (SOCKS), libusrsctp-examples (an independent SCTP
+# stack for N2 interop). Needs root (apt-get); does nothing when all are there.
 set -euo pipefail
 need=()
 command -v tshark >/dev/null || need+=(tshark)
 /usr/bin/python3 -c 'import jwt' 2>/dev/null || need+=(python3-jwt)
 /usr/bin/python3 -c 'import cryptography' 2>/dev/null || need+=(python3-cryptography)
 command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)
+command -v unshare >/dev/null || need+=(util-linux)
+[ -x /usr/lib/usrsctp/echo_server ] || need+=(libusrsctp-examples)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing: ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive

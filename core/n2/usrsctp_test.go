@@ -28,12 +28,19 @@ func TestUsrsctpInterop(t *testing.T) {
 		usrsctpInNetns(t)
 		return
 	}
+	skip := func(format string, args ...any) {
+		t.Helper()
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI must run this test: "+format, args...)
+		}
+		t.Skipf(format, args...)
+	}
 	if _, err := os.Stat(usrsctpDir + "/echo_server"); err != nil {
-		t.Skip("usrsctp examples not installed (apt-get install libusrsctp-examples)")
+		skip("usrsctp examples not installed (apt-get install libusrsctp-examples)")
 	}
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {
-		t.Skip("unshare not available")
+		skip("unshare not available")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -41,7 +48,7 @@ func TestUsrsctpInterop(t *testing.T) {
 	cmd.Env = append(os.Environ(), "N2_IN_NETNS=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil && strings.Contains(string(out), "unshare failed") {
-		t.Skipf("no network namespace here: %s", strings.TrimSpace(string(out)))
+		skip("no network namespace here: %s", strings.TrimSpace(string(out)))
 	}
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestUsrsctpInterop") {
 		t.Fatalf("in the namespace: %v\n%s", err, out)

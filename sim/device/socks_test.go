@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -109,6 +110,9 @@ func TestSOCKSAsUE(t *testing.T) {
 func TestSOCKSCurl(t *testing.T) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("curl is required in CI (scripts/install-test-tools.sh installs it)")
+		}
 		t.Skip("no curl on PATH")
 	}
 	n := newSOCKSNet(t)
