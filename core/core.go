@@ -123,6 +123,9 @@ func (c *Core) N2Addr() net.Addr { return c.n2.Addr() }
 // N4Addr is the SMF's PFCP address.
 func (c *Core) N4Addr() net.Addr { return net.UDPAddrFromAddrPort(c.n4.Node().LocalAddr()) }
 
+// N4Node is the SMF's PFCP node.
+func (c *Core) N4Node() *pfcp.Node { return c.n4.Node() }
+
 // Done is closed when the core has stopped.
 func (c *Core) Done() <-chan struct{} { return c.done }
 

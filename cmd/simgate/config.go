@@ -35,6 +35,7 @@ type Config struct {
 	RAN     ran.Config     `yaml:"ran" doc:"the simulated gNBs and UEs (simgate ran)"`
 	HTTP    HTTPConfig     `yaml:"http" doc:"host HTTP endpoint: Endorse public keys and health checks (simgate core, up)"`
 	Up      UpConfig       `yaml:"up" doc:"simgate up: the test SIMs provisioned on first start"`
+	Ops     OpsConfig      `yaml:"ops" doc:"metrics and health of simgate upf and simgate ran"`
 }
 
 // LogConfig says how the process logs.

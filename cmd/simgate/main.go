@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/simgate/simgate/metrics"
 )
 
 // app carries what every command shares: where to write, the loaded
@@ -28,6 +30,7 @@ type app struct {
 	flags    *configFlags
 	dataDir  string // cfg.DataDir, after loading
 	pcapPath string // --pcap of the network commands
+	metrics  *metrics.Registry
 	log      *slog.Logger
 }
 

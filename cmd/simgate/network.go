@@ -118,12 +118,15 @@ it as a snapshot whenever it is free: start the UPF first.`,
 			if err != nil {
 				return err
 			}
+			if err := a.serveOpsIfSet(ctx); err != nil {
+				return err
+			}
 			<-ctx.Done()
 			<-u.Done()
 			return plane.wait()
 		},
 	}
-	a.flags.add(cmd.Flags(), "upf")
+	a.flags.add(cmd.Flags(), "upf", "ops")
 	a.addPcapFlag(cmd)
 	return cmd
 }
@@ -210,7 +213,7 @@ func hostOf(addr net.Addr) string {
 func (a *app) startCore(ctx context.Context, st *udr.Store, pc *capture.Writer) (*core.Core, error) {
 	o := core.Options{
 		AMF: a.cfg.AMF, SMF: a.cfg.SMF, UDM: a.cfg.UDM,
-		DataDir: a.dataDir, Store: st, Log: a.logger(),
+		DataDir: a.dataDir, Store: st, Log: a.logger(), Metrics: a.reg().AMF(),
 	}
 	if pc != nil {
 		o.N2Tap = pc.Interface("n2", capture.KindN2)
@@ -220,7 +223,14 @@ func (a *app) startCore(ctx context.Context, st *udr.Store, pc *capture.Writer) 
 		}
 		o.N4Conn = conn
 	}
-	return core.Start(ctx, o)
+	c, err := core.Start(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	a.track("amf", a.reg().AddAMF(c.AMF))
+	a.track("smf", a.reg().AddSMF(c.SMF, c.SMF.Pools()...))
+	a.track("smf n4", a.reg().AddPFCP("smf", c.N4Node()))
+	return c, nil
 }
 
 // startUPF starts the UPF, its N4 traffic tapped into pc when there is one.
@@ -235,6 +245,8 @@ func (a *app) startUPF(ctx context.Context, pc *capture.Writer) (*upf.UPF, error
 		return nil, err
 	}
 	a.logger().Info("upf: listening for SMFs", "n4", u.Addr().String(), "n3", a.cfg.UPF.N3Addr)
+	a.track("upf", a.reg().AddUPF(u))
+	a.track("upf n4", a.reg().AddPFCP("upf", u.Node()))
 	return u, nil
 }
 
@@ -278,6 +290,7 @@ func (a *app) serveHTTP(ctx context.Context, c *core.Core) (func(), error) {
 	keysCtx, stopKeys := context.WithCancel(ctx)
 	go keys.Watch(keysCtx, 10*time.Second) // pick up 'simgate keys rotate'
 	mux := http.NewServeMux()
+	mountMetrics(mux, a.reg())
 	kh := endorse.NewKeysHandler(keys, a.endorseConfig())
 	mux.Handle(endorse.PublicKeysPath, kh)
 	mux.Handle(endorse.JWKSPath, kh)
@@ -426,7 +439,7 @@ func (a *app) startUserPlane(ctx context.Context, u *upf.UPF, sims simSource, pc
 		return fail(err)
 	}
 	svc := dn.Services{
-		Endorse:    endorse.NewTokenHandler(issuer, res, groups, log),
+		Endorse:    a.reg().EndorseHTTP(endorse.NewTokenHandler(issuer, res, groups, log)),
 		EndorseTLS: ca.ServerTLS(dn.EndorseName, dcfg.EndorseAddr),
 		BeamHTTP:   beamHTTP,
 		BeamSite:   beamSite,
@@ -440,6 +453,9 @@ func (a *app) startUserPlane(ctx context.Context, u *upf.UPF, sims simSource, pc
 		n = tappedNetwork{DN: d, tap: pc.Interface("dn", capture.KindIP)}
 	}
 	p := &userPlane{n3: n3, dn: d, dp: upf.NewDataPath(u, n3, n), done: make(chan error, 1)}
+	a.track("upf n3", a.reg().AddGTPU("upf_n3", n3))
+	a.track("upf data path", a.reg().AddUPFDataPath(p.dp))
+	a.track("data network", a.reg().AddDN(d))
 	go func() { p.done <- p.dp.Serve(ctx) }()
 	log.Info("upf: user plane up", "n3", n3.LocalAddr().String(), "endorse", dcfg.EndorseAddr, "dns", dcfg.DNSAddr, "beam", dcfg.BeamAddr, "nat", dcfg.NAT.Enabled)
 	return p, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/simgate/simgate/capture/capturetest"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -101,6 +102,23 @@ func TestUpThenRAN(t *testing.T) {
 	resp.Body.Close()
 	if err != nil || len(set.Keys) != 1 {
 		t.Fatalf("JWKS: %v %+v", err, set)
+	}
+	// Prometheus metrics on the same host port count what happened.
+	resp, err = http.Get(strings.Replace(jwks, "/.well-known/jwks.json", "/metrics", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`simgate_amf_procedures_total{outcome="success",procedure="registration"} 5`,
+		`simgate_amf_rejects_total{cause="7",message="registration_reject"} 1`,
+		"simgate_upf_sessions ",
+		"simgate_pfcp_",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 

@@ -175,7 +175,7 @@ Progress goes to stderr once a second. The report is JSON, on stdout or in
 	fl.IntVar(&gnbs, "gnbs", 0, "simulated gNBs, each with its own association (default 1)")
 	fl.BoolVar(&token, "token", false, "each UE fetches an Endorse token over its PDU session and verifies it (ran.token_url, ran.jwks_url)")
 	fl.StringVar(&socks, "socks", "", "serve a SOCKS5 proxy at ADDR speaking as the attached UEs, user name = IMSI (use with --hold)")
-	a.flags.add(fl, "ran")
+	a.flags.add(fl, "ran", "ops")
 	a.addPcapFlag(cmd)
 	return cmd
 }

@@ -164,6 +164,16 @@ func New(cfg Config, n4 N4, log *slog.Logger) (*SMF, error) {
 	return s, nil
 }
 
+// Pools returns the address pool of every configured data network, in
+// configuration order.
+func (s *SMF) Pools() []*Pool {
+	out := make([]*Pool, len(s.dnns))
+	for i, dn := range s.dnns {
+		out[i] = dn.pool
+	}
+	return out
+}
+
 // Pool is the address pool of the DNN serving dnn in the slice sst/sd, as
 // CreateSession selects it.
 func (s *SMF) Pool(dnn string, sst uint8, sd string) (*Pool, bool) {
