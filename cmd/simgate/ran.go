@@ -138,6 +138,9 @@ Progress goes to stderr once a second. The report is JSON, on stdout or in
 				cfg.N2.Tap = pc.Interface("n2", capture.KindN2)
 				opt.N3Tap = pc.Interface("n3", capture.KindN3)
 			}
+			if err := a.serveOpsIfSet(cmd.Context()); err != nil {
+				return err
+			}
 			r, err := ran.New(cfg, opt)
 			if err != nil {
 				return oneLine(err)
