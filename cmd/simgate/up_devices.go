@@ -20,7 +20,8 @@ import (
 // network up runs, in the same process, each fetching its token over its
 // PDU session.
 type upDevices struct {
-	n int
+	n     int
+	token bool
 }
 
 // addFlags adds --ues and the ran section's flags (the devices' gNB,
@@ -29,6 +30,7 @@ type upDevices struct {
 func (d *upDevices) addFlags(a *app, cmd *cobra.Command) {
 	a.flags.add(cmd.Flags(), "ran")
 	cmd.Flags().IntVar(&d.n, "ues", 0, "attach N simulated devices (test SIMs from up.first_imsi) once the network is up; each fetches its Endorse token through the user plane and one line per device says whether it verified")
+	cmd.Flags().BoolVar(&d.token, "token", true, "with --ues: each device fetches and verifies its token (--token=false only attaches them)")
 }
 
 // check validates the device run before the network starts.
@@ -39,7 +41,7 @@ func (d *upDevices) check(a *app) error {
 	if d.n == 0 {
 		return nil
 	}
-	cfg, _, err := a.deviceRun(d.n, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 38412})
+	cfg, _, err := a.deviceRun(d.n, d.token, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 38412})
 	if err != nil {
 		return err
 	}
@@ -57,7 +59,7 @@ func (d *upDevices) start(ctx context.Context, a *app, amf net.Addr, pc *capture
 	if d.n <= 0 {
 		return func() error { return nil }, nil
 	}
-	cfg, opt, err := a.deviceRun(d.n, amf)
+	cfg, opt, err := a.deviceRun(d.n, d.token, amf)
 	if err != nil {
 		return nil, err
 	}
@@ -80,9 +82,9 @@ func (d *upDevices) start(ctx context.Context, a *app, amf net.Addr, pc *capture
 
 // deviceRun is the ran run of `up --ues n`: the test SIMs, token on, held
 // until interrupted, verified against the network's own keys.
-func (a *app) deviceRun(n int, amf net.Addr) (ran.Config, ran.Options, error) {
+func (a *app) deviceRun(n int, token bool, amf net.Addr) (ran.Config, ran.Options, error) {
 	cfg := a.ranConfig()
-	cfg.UEs, cfg.AMF, cfg.Token, cfg.Hold, cfg.Session = n, amf.String(), true, true, true
+	cfg.UEs, cfg.AMF, cfg.Token, cfg.Hold, cfg.Session = n, amf.String(), token, true, true
 	cfg.TokenIssuer = a.cfg.Endorse.Issuer
 	if n3, err := netip.ParseAddr(a.cfg.UPF.N3Addr); err == nil && n3.String() == cfg.N3 {
 		return cfg, ran.Options{}, fmt.Errorf("up: ran.n3 %s is the UPF's n3_addr: the simulated gNB needs an N3 address of its own (e.g. --ran.n3 127.0.0.2)", cfg.N3)

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"path/filepath"
+	"regexp"
+
 	"bytes"
 	"context"
+	"github.com/simgate/simgate/capture/capturetest"
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
@@ -62,10 +66,11 @@ func TestUpDevices(t *testing.T) {
 	defer cancel()
 	var out, errs lockedBuffer
 	done := make(chan int, 1)
+	pcap := filepath.Join(t.TempDir(), "x.pcapng")
 	go func() {
-		done <- run(ctx, []string{"up", "--data-dir", t.TempDir(), "--ues", "3", "--up.test_sims", "5",
+		done <- run(ctx, []string{"up", "--data-dir", t.TempDir(), "--ues", "3", "--token", "--up.test_sims", "5",
 			"--amf.n2.local_addr", "127.0.0.1:0", "--upf.n4_addr", "127.0.0.1:0", "--upf.n3_addr", n3,
-			"--ran.n3", gnbN3, "--http.addr", "127.0.0.1:0"}, &out, &errs)
+			"--ran.n3", gnbN3, "--http.addr", "127.0.0.1:0", "--pcap", pcap}, &out, &errs)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(out.String(), "Ctrl-C stops") {
@@ -101,5 +106,29 @@ func TestUpDevices(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("up did not stop")
+	}
+	// The capture holds every layer, decoded by tshark with nothing
+	// malformed: NGAP and NAS-5GS (NEA0, null_decipher), PFCP, GTP-U with
+	// the PDU Session Container, and the devices' inner DNS and HTTP.
+	m := regexp.MustCompile(`N2 127\.0\.0\.1:(\d+) .*N4 127\.0\.0\.1:(\d+)`).FindStringSubmatch(errs.String())
+	if m == nil {
+		t.Fatalf("no N2/N4 addresses in:\n%s", errs.String())
+	}
+	args := []string{"-d", "udp.port==" + m[1] + ",sctp", "-d", "udp.port==" + m[2] + ",pfcp", "-o", "nas-5gs.null_decipher:TRUE"}
+	res := capturetest.Check(t, pcap, capturetest.Options{Args: args})
+	for _, proto := range []string{"sctp", "ngap", "nas-5gs", "pfcp", "gtp", "dns", "http"} {
+		if !res.Has(proto) {
+			t.Errorf("capture: no %s", proto)
+		}
+	}
+	fields := capturetest.Fields(t, pcap, args, "gtp.ext_hdr.pdu_ses_con.qos_flow_id")
+	qfi := false
+	for _, f := range fields {
+		if len(f) > 0 && f[0] != "" {
+			qfi = true
+		}
+	}
+	if !qfi {
+		t.Error("capture: no GTP-U PDU Session Container with a QFI")
 	}
 }
