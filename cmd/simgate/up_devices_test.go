@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/hex"
+
+	"github.com/simgate/simgate/core/udr"
 	"path/filepath"
 	"regexp"
 
@@ -70,7 +73,7 @@ func TestUpDevices(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"up", "--data-dir", t.TempDir(), "--ues", "3", "--token", "--up.test_sims", "5",
 			"--amf.n2.local_addr", "127.0.0.1:0", "--upf.n4_addr", "127.0.0.1:0", "--upf.n3_addr", n3,
-			"--ran.n3", gnbN3, "--http.addr", "127.0.0.1:0", "--pcap", pcap}, &out, &errs)
+			"--ran.n3", gnbN3, "--http.addr", "127.0.0.1:0", "--pcap", pcap, "--log.level", "debug"}, &out, &errs)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(out.String(), "Ctrl-C stops") {
@@ -106,6 +109,18 @@ func TestUpDevices(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("up did not stop")
+	}
+	// Logs name SIMs but never carry tokens or keys, even at debug level.
+	logs := errs.String()
+	if !strings.Contains(logs, "imsi=001010000000001") {
+		t.Error("logs do not name the IMSI")
+	}
+	k := udr.DerivedK([]byte("simgate"), "001010000000001")
+	opc := udr.DerivedOPc([]byte("simgate"), "001010000000001")
+	for what, secret := range map[string]string{"a token": "eyJ", "K": hex.EncodeToString(k[:]), "OPc": hex.EncodeToString(opc[:])} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("%s in the logs", what)
+		}
 	}
 	// The capture holds every layer, decoded by tshark with nothing
 	// malformed: NGAP and NAS-5GS (NEA0, null_decipher), PFCP, GTP-U with
