@@ -26,7 +26,7 @@ var tokenSubcommands = []func(*app) *cobra.Command{
 func newTokenCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token",
-		Short: "Work with Endorse tokens (verify, decode)",
+		Short: "Work with Endorse tokens (issue, verify, decode)",
 	}
 	for _, mk := range tokenSubcommands {
 		cmd.AddCommand(mk(a))
