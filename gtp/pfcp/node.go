@@ -327,6 +327,10 @@ func (n *Node) Request(ctx context.Context, peer netip.AddrPort, req message.Mes
 		return nil, fmt.Errorf("pfcp: %s is not a request", name)
 	}
 	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
+	// Nothing goes out for a caller that has already given up.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("pfcp: %s to %s: %w", name, peer, err)
+	}
 	p := &pending{peer: peer, ch: make(chan message.Message, 1)}
 	seq, err := n.register(p)
 	if err != nil {
