@@ -376,20 +376,12 @@ func dialKernel(ctx context.Context, cfg Config, addr string) (Conn, error) {
 
 // kernelListener accepts associations on a listening one-to-one socket.
 type kernelListener struct {
+	listenerBase[*kernelConn]
 	cfg      Config
 	f        *os.File
 	rc       syscall.RawConn
 	addr     net.Addr
-	ctx      context.Context
-	cancel   context.CancelFunc
-	stopMu   sync.Mutex // guards stop: ctx may fire while Listen sets it
-	stop     func() bool
-	accepted chan *kernelConn
 	loopDone chan struct{}
-
-	mu     sync.Mutex
-	conns  map[*kernelConn]struct{}
-	closed bool
 
 	closeOnce sync.Once
 }
@@ -432,17 +424,10 @@ func listenKernel(ctx context.Context, cfg Config) (Listener, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("n2: listen: %w", err)
 	}
-	lctx, cancel := context.WithCancel(context.Background())
-	ln := &kernelListener{
-		cfg: cfg, f: f, rc: rc, addr: addr, ctx: lctx, cancel: cancel,
-		accepted: make(chan *kernelConn, 64),
-		loopDone: make(chan struct{}),
-		conns:    map[*kernelConn]struct{}{},
-	}
+	ln := &kernelListener{cfg: cfg, f: f, rc: rc, addr: addr, loopDone: make(chan struct{})}
+	ln.init()
 	go ln.acceptLoop()
-	ln.stopMu.Lock()
-	ln.stop = context.AfterFunc(ctx, func() { _ = ln.Close() })
-	ln.stopMu.Unlock()
+	ln.closeWith(ctx, func() { _ = ln.Close() })
 	cfg.Logger.Info("n2: listening", "transport", string(TransportSCTP), "addr", primary(addr).String())
 	return ln, nil
 }
@@ -483,38 +468,10 @@ func (ln *kernelListener) acceptLoop() {
 			return
 		}
 		c.log.Info("n2: association up", "local", c.localAP.String(), "out_streams", c.outStreams)
-		select {
-		case ln.accepted <- c:
-		case <-ln.ctx.Done():
-			return // Close closes c: it is tracked
+		ln.offer(c) // on Close, Close closes c: it is tracked
+		if ln.ctx.Err() != nil {
+			return
 		}
-	}
-}
-
-func (ln *kernelListener) track(c *kernelConn) bool {
-	ln.mu.Lock()
-	defer ln.mu.Unlock()
-	if ln.closed {
-		return false
-	}
-	ln.conns[c] = struct{}{}
-	return true
-}
-
-func (ln *kernelListener) untrack(c *kernelConn) {
-	ln.mu.Lock()
-	delete(ln.conns, c)
-	ln.mu.Unlock()
-}
-
-func (ln *kernelListener) Accept(ctx context.Context) (Conn, error) {
-	select {
-	case c := <-ln.accepted:
-		return c, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("n2: accept: %w", ctx.Err())
-	case <-ln.ctx.Done():
-		return nil, fmt.Errorf("n2: accept: %w", net.ErrClosed)
 	}
 }
 
@@ -523,22 +480,10 @@ func (ln *kernelListener) Transport() Transport { return TransportSCTP }
 
 func (ln *kernelListener) Close() error {
 	ln.closeOnce.Do(func() {
-		ln.stopMu.Lock()
-		if ln.stop != nil {
-			ln.stop()
-		}
-		ln.stopMu.Unlock()
-		ln.cancel()
+		ln.shut()
 		_ = ln.f.Close()
 		<-ln.loopDone
-		ln.mu.Lock()
-		ln.closed = true
-		conns := make([]*kernelConn, 0, len(ln.conns))
-		for c := range ln.conns {
-			conns = append(conns, c)
-		}
-		ln.mu.Unlock()
-		for _, c := range conns {
+		for _, c := range ln.drain() {
 			_ = c.Close()
 		}
 		ln.cfg.Logger.Info("n2: listener closed", "transport", string(TransportSCTP))

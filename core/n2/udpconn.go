@@ -441,17 +441,9 @@ func dialUDP(ctx context.Context, cfg Config, addr string) (Conn, error) {
 
 // udpListener accepts associations on one UDP socket.
 type udpListener struct {
-	cfg      Config
-	ep       *endpoint
-	ctx      context.Context // cancelled by Close
-	cancel   context.CancelFunc
-	stopMu   sync.Mutex  // guards stop: ctx may fire while Listen sets it
-	stop     func() bool // detaches Close from the caller's ctx
-	accepted chan *udpConn
-
-	mu     sync.Mutex
-	conns  map[*udpConn]struct{}
-	closed bool
+	listenerBase[*udpConn]
+	cfg Config
+	ep  *endpoint
 
 	handshakes sync.WaitGroup // only readLoop adds
 	closeOnce  sync.Once
@@ -466,20 +458,11 @@ func listenUDP(ctx context.Context, cfg Config) (Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("n2: listen: %w", err)
 	}
-	lctx, cancel := context.WithCancel(context.Background())
-	ln := &udpListener{
-		cfg:      cfg,
-		ep:       newEndpoint(sock, false, cfg),
-		ctx:      lctx,
-		cancel:   cancel,
-		accepted: make(chan *udpConn, 64),
-		conns:    map[*udpConn]struct{}{},
-	}
+	ln := &udpListener{cfg: cfg, ep: newEndpoint(sock, false, cfg)}
+	ln.init()
 	ln.ep.newPeer = ln.newPeer
 	go ln.ep.readLoop()
-	ln.stopMu.Lock()
-	ln.stop = context.AfterFunc(ctx, func() { _ = ln.Close() })
-	ln.stopMu.Unlock()
+	ln.closeWith(ctx, func() { _ = ln.Close() })
 	cfg.Logger.Info("n2: listening", "transport", string(TransportUDP), "addr", ln.ep.local.String(), "sctp_port", cfg.SCTPPort)
 	return ln, nil
 }
@@ -537,37 +520,7 @@ func (ln *udpListener) handshake(link *udpLink) {
 		return
 	}
 	c.log.Info("n2: association up", "local", ln.ep.local.String(), "out_streams", c.OutStreams())
-	select {
-	case ln.accepted <- c:
-	case <-ln.ctx.Done(): // Close closes c: it is tracked
-	}
-}
-
-func (ln *udpListener) track(c *udpConn) bool {
-	ln.mu.Lock()
-	defer ln.mu.Unlock()
-	if ln.closed {
-		return false
-	}
-	ln.conns[c] = struct{}{}
-	return true
-}
-
-func (ln *udpListener) untrack(c *udpConn) {
-	ln.mu.Lock()
-	delete(ln.conns, c)
-	ln.mu.Unlock()
-}
-
-func (ln *udpListener) Accept(ctx context.Context) (Conn, error) {
-	select {
-	case c := <-ln.accepted:
-		return c, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("n2: accept: %w", ctx.Err())
-	case <-ln.ctx.Done():
-		return nil, fmt.Errorf("n2: accept: %w", net.ErrClosed)
-	}
+	ln.offer(c)
 }
 
 func (ln *udpListener) Addr() net.Addr       { return net.UDPAddrFromAddrPort(ln.ep.local) }
@@ -577,19 +530,8 @@ func (ln *udpListener) Transport() Transport { return TransportUDP }
 // can), then the socket.
 func (ln *udpListener) Close() error {
 	ln.closeOnce.Do(func() {
-		ln.stopMu.Lock()
-		if ln.stop != nil {
-			ln.stop()
-		}
-		ln.stopMu.Unlock()
-		ln.cancel() // handshakes in progress end
-		ln.mu.Lock()
-		ln.closed = true
-		conns := make([]*udpConn, 0, len(ln.conns))
-		for c := range ln.conns {
-			conns = append(conns, c)
-		}
-		ln.mu.Unlock()
+		ln.shut() // handshakes in progress end
+		conns := ln.drain()
 		var wg sync.WaitGroup
 		for _, c := range conns {
 			wg.Go(func() { _ = c.Close() })
