@@ -422,10 +422,13 @@ func (h *TokenHandler) fail(w http.ResponseWriter, r *http.Request, e apiError, 
 		lvl = slog.LevelError
 	}
 	h.log.Log(r.Context(), lvl, "endorse: refused", "remote", r.RemoteAddr, "code", e.code, "status", e.status, "detail", detail, "err", cause)
-	writeError(w, e.status, e.code, msg)
+	WriteError(w, e.status, e.code, msg)
 }
 
-func writeError(w http.ResponseWriter, status int, code, msg string) {
+// WriteError answers with status and the SORACOM API error body
+// {"code","message"} (spec 1.10), not cached. The Beam entry points answer
+// their errors the same way.
+func WriteError(w http.ResponseWriter, status int, code, msg string) {
 	b, _ := json.Marshal(struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`

@@ -80,5 +80,5 @@ func publicHeaders(w http.ResponseWriter) http.Header {
 }
 
 func writeKeyError(w http.ResponseWriter, status int, code, msg string) {
-	writeError(w, status, code, msg)
+	WriteError(w, status, code, msg)
 }

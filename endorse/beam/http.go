@@ -2,7 +2,6 @@ package beam
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -198,15 +197,7 @@ func (h *HTTPEntry) fail(w http.ResponseWriter, r *http.Request, e apiError, cau
 		lvl = slog.LevelError
 	}
 	h.s.log.Log(r.Context(), lvl, "beam: refused", "remote", r.RemoteAddr, "path", r.URL.Path, "code", e.code, "status", e.status, "err", cause)
-	b, _ := json.Marshal(struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}{e.code, e.message})
-	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	w.WriteHeader(e.status)
-	_, _ = w.Write(b)
+	endorse.WriteError(w, e.status, e.code, e.message)
 }
 
 // bufferPool lends ReverseProxy its copy buffers.
