@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/simgate/simgate/internal/plmn"
 	"strconv"
 	"strings"
 	"time"
@@ -255,35 +256,11 @@ func parseAlgorithms(names []string, prefix string, minID int) ([]uint8, error) 
 	return out, nil
 }
 
-// encodePLMN encodes MCC and MNC as the 3-octet PLMN identity of TS 24.008
-// 10.5.1.13 / TS 38.413 9.3.3.5 (MNC digit 3 = F for a 2-digit MNC).
-func encodePLMN(mcc, mnc string) [3]byte {
-	d := func(s string, i int) byte { return s[i] - '0' }
-	m3 := byte(0xF)
-	if len(mnc) == 3 {
-		m3 = d(mnc, 2)
-	}
-	return [3]byte{d(mcc, 1)<<4 | d(mcc, 0), m3<<4 | d(mcc, 2), d(mnc, 1)<<4 | d(mnc, 0)}
-}
+// encodePLMN encodes a validated MCC and MNC as the 3-octet PLMN identity.
+func encodePLMN(mcc, mnc string) [3]byte { return [3]byte(plmn.Append(nil, mcc, mnc)) }
 
 // decodePLMN is the inverse of encodePLMN; it fails on non-BCD digits.
-func decodePLMN(b []byte) (mcc, mnc string, err error) {
-	if len(b) != 3 {
-		return "", "", fmt.Errorf("PLMN identity of %d octets, want 3", len(b))
-	}
-	n := [6]byte{b[0] & 0xF, b[0] >> 4, b[1] & 0xF, b[2] & 0xF, b[2] >> 4, b[1] >> 4}
-	for i, v := range n {
-		if v > 9 && !(i == 5 && v == 0xF) {
-			return "", "", fmt.Errorf("PLMN identity %x: nibble %x is not a digit", b, v)
-		}
-	}
-	mcc = string([]byte{'0' + n[0], '0' + n[1], '0' + n[2]})
-	mnc = string([]byte{'0' + n[3], '0' + n[4]})
-	if n[5] != 0xF {
-		mnc += string('0' + n[5])
-	}
-	return mcc, mnc, nil
-}
+func decodePLMN(b []byte) (mcc, mnc string, err error) { return plmn.Decode(b) }
 
 func digits(s string) bool {
 	for i := 0; i < len(s); i++ {

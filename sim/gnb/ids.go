@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/simgate/simgate/internal/plmn"
 	"net/netip"
 
 	"github.com/free5gc/ngap/aper"
@@ -11,55 +12,12 @@ import (
 )
 
 // plmnID encodes MCC and MNC as the 3-octet PLMN Identity (TS 38.413
-// 9.3.3.5, coded as TS 24.008 10.5.1.13): MCC digit 2|1, MNC digit 3|MCC
-// digit 3 (0xF for a 2-digit MNC), MNC digit 2|1.
-func plmnID(mcc, mnc string) ([3]byte, error) {
-	var out [3]byte
-	if len(mcc) != 3 || !digits(mcc) {
-		return out, fmt.Errorf("mcc %q: want 3 digits", mcc)
-	}
-	if (len(mnc) != 2 && len(mnc) != 3) || !digits(mnc) {
-		return out, fmt.Errorf("mnc %q: want 2 or 3 digits", mnc)
-	}
-	d := func(s string, i int) byte { return s[i] - '0' }
-	out[0] = d(mcc, 1)<<4 | d(mcc, 0)
-	mnc3 := byte(0xF)
-	if len(mnc) == 3 {
-		mnc3 = d(mnc, 2)
-	}
-	out[1] = mnc3<<4 | d(mcc, 2)
-	out[2] = d(mnc, 1)<<4 | d(mnc, 0)
-	return out, nil
-}
+// 9.3.3.5).
+func plmnID(mcc, mnc string) ([3]byte, error) { return plmn.Encode(mcc, mnc) }
 
 // decodePLMN is the inverse of plmnID.
-func decodePLMN(b []byte) (mcc, mnc string, err error) {
-	if len(b) != 3 {
-		return "", "", fmt.Errorf("PLMN identity of %d octets, want 3", len(b))
-	}
-	n := [6]byte{b[0] & 0xF, b[0] >> 4, b[1] & 0xF, b[2] & 0xF, b[2] >> 4, b[1] >> 4}
-	for i, v := range n {
-		if v > 9 && !(i == 5 && v == 0xF) {
-			return "", "", fmt.Errorf("PLMN identity %x: nibble %x is not a digit", b, v)
-		}
-	}
-	dig := func(v byte) byte { return '0' + v }
-	mcc = string([]byte{dig(n[0]), dig(n[1]), dig(n[2])})
-	mnc = string([]byte{dig(n[3]), dig(n[4])})
-	if n[5] != 0xF {
-		mnc += string(dig(n[5]))
-	}
-	return mcc, mnc, nil
-}
+func decodePLMN(b []byte) (mcc, mnc string, err error) { return plmn.Decode(b) }
 
-func digits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return len(s) > 0
-}
 
 // bitString is the n-bit BIT STRING of the value v: APER packs bits from
 // the most significant bit of the first octet on, so v is shifted left.

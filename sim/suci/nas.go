@@ -2,6 +2,7 @@ package suci
 
 import (
 	"fmt"
+	"github.com/simgate/simgate/internal/plmn"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -95,32 +96,15 @@ func parseNASIMSI(b []byte) (SUCI, error) {
 	}, nil
 }
 
-// appendPLMN: TS 24.501 Figure 9.11.3.4.3: MCC digit 2|1, MNC digit 3|MCC
-// digit 3, MNC digit 2|1; MNC digit 3 is 1111 for a 2-digit MNC.
-func appendPLMN(b []byte, mcc, mnc string) []byte {
-	mnc3 := byte(0xf)
-	if len(mnc) == 3 {
-		mnc3 = mnc[2] - '0'
-	}
-	return append(b,
-		(mcc[1]-'0')<<4|(mcc[0]-'0'),
-		mnc3<<4|(mcc[2]-'0'),
-		(mnc[1]-'0')<<4|(mnc[0]-'0'))
-}
+// appendPLMN appends the PLMN identity (TS 24.008 10.5.1.13) of checked
+// digits.
+func appendPLMN(b []byte, mcc, mnc string) []byte { return plmn.Append(b, mcc, mnc) }
 
 func decodePLMN(b []byte) (mcc, mnc string, err error) {
-	d := [6]byte{b[0] & 0xf, b[0] >> 4, b[1] & 0xf, b[2] & 0xf, b[2] >> 4, b[1] >> 4}
-	n := 6
-	if d[5] == 0xf {
-		n = 5
+	if mcc, mnc, err = plmn.Decode(b); err != nil {
+		return "", "", fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	for i := 0; i < n; i++ {
-		if d[i] > 9 {
-			return "", "", fmt.Errorf("PLMN %x: nibble %x is not a digit: %w", b, d[i], ErrMalformed)
-		}
-		d[i] += '0'
-	}
-	return string(d[:3]), string(d[3:n]), nil
+	return mcc, mnc, nil
 }
 
 // appendRoutingIndicator: TS 24.501 9.11.3.4: four BCD digits in octets 8-9,

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdh"
 	"encoding/binary"
 	"fmt"
+	"github.com/simgate/simgate/internal/plmn"
 	"io"
 
 	"github.com/simgate/simgate/sim/suci"
@@ -46,18 +47,9 @@ func appendGUTI(b []byte, g GUTI) []byte {
 	return binary.BigEndian.AppendUint32(b, g.TMSI)
 }
 
-// appendPLMN: TS 24.008 10.5.1.13: MCC digit 2|1, MNC digit 3|MCC digit 3,
-// MNC digit 2|1; MNC digit 3 is 1111 for a 2-digit MNC. Digits are checked
-// by the caller.
-func appendPLMN(b []byte, mcc, mnc string) []byte {
-	d := func(s string, i int) byte {
-		if i >= len(s) {
-			return 0xf
-		}
-		return s[i] - '0'
-	}
-	return append(b, d(mcc, 1)<<4|d(mcc, 0), d(mnc, 2)<<4|d(mcc, 2), d(mnc, 1)<<4|d(mnc, 0))
-}
+// appendPLMN appends the PLMN identity (TS 24.008 10.5.1.13) of checked
+// digits.
+func appendPLMN(b []byte, mcc, mnc string) []byte { return plmn.Append(b, mcc, mnc) }
 
 // appendDigitsIdentity appends an IMEI (15 digits, odd) or IMEISV (16 digits,
 // even) identity (TS 24.501 Figure 9.11.3.4.3): digit 1 in octet 4 bits 5-8
@@ -91,18 +83,10 @@ func decodeGUTI(b []byte) (GUTI, error) {
 }
 
 func decodePLMN(b []byte) (mcc, mnc string, err error) {
-	d := [6]byte{b[0] & 0xf, b[0] >> 4, b[1] & 0xf, b[2] & 0xf, b[2] >> 4, b[1] >> 4}
-	n := 6
-	if d[5] == 0xf {
-		n = 5
+	if mcc, mnc, err = plmn.Decode(b); err != nil {
+		return "", "", fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	for i := 0; i < n; i++ {
-		if d[i] > 9 {
-			return "", "", fmt.Errorf("PLMN %x: nibble %x is not a digit: %w", b, d[i], ErrMalformed)
-		}
-		d[i] += '0'
-	}
-	return string(d[:3]), string(d[3:n]), nil
+	return mcc, mnc, nil
 }
 
 // suciIdentity conceals the SUPI afresh (TS 33.501 6.12.2) and returns the
