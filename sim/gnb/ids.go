@@ -18,7 +18,6 @@ func plmnID(mcc, mnc string) ([3]byte, error) { return plmn.Encode(mcc, mnc) }
 // decodePLMN is the inverse of plmnID.
 func decodePLMN(b []byte) (mcc, mnc string, err error) { return plmn.Decode(b) }
 
-
 // bitString is the n-bit BIT STRING of the value v: APER packs bits from
 // the most significant bit of the first octet on, so v is shifted left.
 func bitString(v uint64, n int) aper.BitString {
